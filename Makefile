@@ -1,0 +1,55 @@
+# Bulwark — the two commands a newcomer needs are `make run` and `make test`; both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+IMAGE ?= ghcr.io/bulwark-dev/bulwark:$(shell node -p 'require("./package.json").version' 2>/dev/null)
+
+STAMP := node_modules/.bulwark-installed
+TOOLS := .bulwark/bin/kubectl
+SOURCES := $(shell find operator -name '*.ts' 2>/dev/null)
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+# npm ci only when the lock changed since the last install.
+$(STAMP): package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+$(TOOLS): $(STAMP)
+	./scripts/install-tools.sh
+
+install: $(STAMP) $(TOOLS) ## install npm packages and the pinned kubectl/helm
+
+dist/.built: $(STAMP) $(SOURCES) tsconfig.json tsconfig.build.json
+	rm -rf dist && npx tsc -p tsconfig.build.json && touch $@
+
+build: dist/.built ## compile TypeScript to dist/
+
+lint: $(STAMP) ## eslint + prettier check
+	npx eslint . && npx prettier --check .
+
+typecheck: $(STAMP) ## tsc over sources, tests and benches
+	npx tsc -p tsconfig.json --noEmit
+
+crds: $(STAMP) ## regenerate crds/ (and the chart's copy) from the zod schema
+	npx tsx operator/api/generate-crd.ts
+
+crds-check: $(STAMP) ## fail when the committed CRD differs from what the schema generates
+	npx tsx operator/api/generate-crd.ts --check
+
+test: install build lint typecheck crds-check ## lint, type-check, CRD drift check, all vitest suites
+	npx vitest run
+
+run: install build ## the main job: dev cluster, operator, demo workload with agents (bulwark up)
+	node dist/operator/cli/main.js up
+
+bench: install build ## benchmarks against the peers; writes bench/results/latest.json and BENCHMARKS.md
+	npx tsx bench/run.ts
+
+image: ## build the container image (needs a Docker engine; not available on dev machines here)
+	docker build -t $(IMAGE) .
+
+clean: ## remove build output and local state
+	rm -rf dist .bulwark
+
+.PHONY: help install build lint typecheck crds crds-check test run bench image clean

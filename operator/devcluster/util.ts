@@ -1,0 +1,125 @@
+// Small helpers shared by the dev cluster's modules: object access, time formats, names.
+import { randomBytes, randomUUID } from "node:crypto";
+
+export type Obj = Record<string, unknown>;
+
+export function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+export function meta(o: Obj): Obj {
+  if (!isObj(o.metadata)) o.metadata = {};
+  return o.metadata as Obj;
+}
+
+export function str(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+export function clone<T>(v: T): T {
+  return structuredClone(v);
+}
+
+/** Deep equality for JSON values. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((x, i) => jsonEqual(x, b[i]));
+  }
+  if (isObj(a)) {
+    if (!isObj(b)) return false;
+    const ka = Object.keys(a).filter((k) => a[k] !== undefined);
+    const kb = Object.keys(b).filter((k) => b[k] !== undefined);
+    if (ka.length !== kb.length) return false;
+    return ka.every((k) => jsonEqual(a[k], b[k]));
+  }
+  return false;
+}
+
+/** RFC 3339 in whole seconds, as the apiserver writes metav1.Time. */
+export function nowTime(d: Date = new Date()): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** metav1.MicroTime: exactly six fractional digits. */
+export function nowMicroTime(d: Date = new Date()): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
+export const MICROTIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
+
+export function uid(): string {
+  return randomUUID();
+}
+
+const NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789";
+/** The 5-character suffix the apiserver appends to `generateName`. */
+export function randomSuffix(): string {
+  const bytes = randomBytes(5);
+  let s = "";
+  for (const b of bytes) s += NAME_ALPHABET[b % NAME_ALPHABET.length];
+  return s;
+}
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function validateName(name: string, label: boolean): string | undefined {
+  if (label) {
+    if (name.length > 63 || !DNS1123_LABEL.test(name))
+      return "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+    return undefined;
+  }
+  if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name))
+    return "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+  return undefined;
+}
+
+/** Reads a dotted path (`status.phase`, `involvedObject.name`). */
+export function getPath(o: unknown, path: string): unknown {
+  let cur: unknown = o;
+  for (const part of path.split(".")) {
+    if (part === "") continue;
+    if (!isObj(cur)) return undefined;
+    cur = cur[part];
+  }
+  return cur;
+}
+
+/** Human duration as apimachinery's `duration.HumanDuration` renders it (kubectl's AGE column). */
+export function humanDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < -1) return "<invalid>";
+  if (seconds < 0) return "0s";
+  if (seconds < 60 * 2) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 10) {
+    const s = seconds % 60;
+    return s === 0 ? `${minutes}m` : `${minutes}m${s}s`;
+  }
+  if (minutes < 60 * 3) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 8) {
+    const m = minutes % 60;
+    return m === 0 ? `${hours}h` : `${hours}h${m}m`;
+  }
+  if (hours < 48) return `${hours}h`;
+  if (hours < 24 * 8) {
+    const h = hours % 24;
+    return h === 0 ? `${Math.floor(hours / 24)}d` : `${Math.floor(hours / 24)}d${h}h`;
+  }
+  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24)}d`;
+  if (hours < 24 * 365 * 8) {
+    const dy = Math.floor(hours / 24) % 365;
+    return dy === 0 ? `${Math.floor(hours / 24 / 365)}y` : `${Math.floor(hours / 24 / 365)}y${dy}d`;
+  }
+  return `${Math.floor(hours / 24 / 365)}y`;
+}
+
+export function age(ts: unknown, now = Date.now()): string {
+  if (typeof ts !== "string") return "<unknown>";
+  const t = Date.parse(ts);
+  if (Number.isNaN(t)) return "<invalid>";
+  return humanDuration(now - t);
+}

@@ -1,0 +1,291 @@
+// Conformance with the real, pinned kubectl (v1.32): what a user types against `bulwark dev-cluster`.
+import { spawn } from "node:child_process";
+import { chmodSync, existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FIXTURES, KUBECTL, ROOT, startHarness, until, writeTemp, type Harness } from "./helpers.js";
+
+let h: Harness;
+const CRD = join(FIXTURES, "widgets-crd.yaml");
+
+const widget = (name: string, size: number, extra = "") =>
+  `apiVersion: example.bulwark.dev/v1\nkind: Widget\nmetadata:\n  name: ${name}\n  labels: {app: demo}\nspec:\n  size: ${size}\n${extra}`;
+
+beforeAll(async () => {
+  h = await startHarness();
+  const applied = await h.kubectl(["apply", "-f", CRD]);
+  expect(applied.stderr).toBe("");
+  expect(applied.stdout).toContain(
+    "customresourcedefinition.apiextensions.k8s.io/widgets.example.bulwark.dev created",
+  );
+  // https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#create-a-customresourcedefinition
+  const waited = await h.kubectl([
+    "wait",
+    "--for=condition=Established",
+    "crd/widgets.example.bulwark.dev",
+    "--timeout=10s",
+  ]);
+  expect(waited.stdout).toContain("condition met");
+});
+
+afterAll(async () => {
+  await h?.stop();
+});
+
+describe("kubectl against the dev cluster", () => {
+  it("reports a real 1.32 server version (the PATH kubectl is a dispatcher keyed on it)", async () => {
+    const r = await h.kubectl(["version", "-o", "json"]);
+    expect(JSON.parse(r.stdout).serverVersion).toMatchObject({ major: "1", minor: "32" });
+  });
+
+  it("rejects a request without a valid token with 401", async () => {
+    const r = await h.kubectl(["get", "widgets", "--token=not-a-token"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/You must be logged in to the server/);
+  });
+
+  it("client-side apply creates then configures, and get prints the printer columns", async () => {
+    const file = writeTemp(h.dir, "w-csa.yaml", widget("csa", 3));
+    let r = await h.kubectl(["apply", "-f", file]);
+    expect(r.stdout.trim()).toBe("widget.example.bulwark.dev/csa created");
+    writeTemp(h.dir, "w-csa.yaml", widget("csa", 4));
+    r = await h.kubectl(["apply", "-f", file]);
+    expect(r.stdout.trim()).toBe("widget.example.bulwark.dev/csa configured");
+    r = await h.kubectl(["apply", "-f", file]);
+    expect(r.stdout.trim()).toBe("widget.example.bulwark.dev/csa unchanged");
+    r = await h.kubectl(["get", "wd", "csa"]);
+    const [header, row] = r.stdout.trim().split("\n");
+    expect(header?.split(/\s+/)).toEqual(["NAME", "SIZE", "COLOR", "READY", "AGE"]);
+    // the schema default (color: red) was applied on create
+    expect(row?.split(/\s+/).slice(0, 3)).toEqual(["csa", "4", "red"]);
+  });
+
+  it("server-side apply creates, records managedFields, and reports conflicts unless forced", async () => {
+    const file = writeTemp(h.dir, "w-ssa.yaml", widget("ssa", 5));
+    let r = await h.kubectl(["apply", "--server-side", "-f", file]);
+    expect(r.stdout.trim()).toBe("widget.example.bulwark.dev/ssa serverside-applied");
+    r = await h.kubectl(["get", "wd", "ssa", "-o", "yaml", "--show-managed-fields"]);
+    expect(r.stdout).toContain("manager: kubectl");
+    expect(r.stdout).toContain("operation: Apply");
+    expect(r.stdout).toContain("f:size: {}");
+    writeTemp(h.dir, "w-ssa2.yaml", widget("ssa", 6));
+    r = await h.kubectl([
+      "apply",
+      "--server-side",
+      "--field-manager=other",
+      "-f",
+      join(h.dir, "w-ssa2.yaml"),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('conflict with "kubectl"');
+    expect(r.stderr).toContain(".spec.size");
+    r = await h.kubectl([
+      "apply",
+      "--server-side",
+      "--field-manager=other",
+      "--force-conflicts",
+      "-f",
+      join(h.dir, "w-ssa2.yaml"),
+    ]);
+    expect(r.code).toBe(0);
+    r = await h.kubectl(["get", "wd", "ssa", "-o", "jsonpath={.spec.size}"]);
+    expect(r.stdout).toBe("6");
+  });
+
+  it("get -o yaml returns the stored object with server-set metadata", async () => {
+    await h.kubectl(["apply", "-f", writeTemp(h.dir, "w-y.yaml", widget("yaml", 2))]);
+    const r = await h.kubectl(["get", "wd", "yaml", "-o", "yaml"]);
+    expect(r.stdout).toMatch(/uid: [0-9a-f-]{36}/);
+    expect(r.stdout).toMatch(/resourceVersion: "\d+"/);
+    expect(r.stdout).toContain("generation: 1");
+    expect(r.stdout).toContain("color: red");
+  });
+
+  it("get -w prints a row when the object changes", async () => {
+    await h.kubectl(["apply", "-f", writeTemp(h.dir, "w-w.yaml", widget("watched", 1))]);
+    const child = spawn(KUBECTL, ["get", "wd", "watched", "-w"], {
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: h.dir,
+        KUBECONFIG: h.kubeconfig,
+        KUBECACHEDIR: join(h.dir, "cache"),
+      },
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    try {
+      await until("initial row", () => (/watched\s+1\s/.test(out) ? true : undefined));
+      await h.kubectl(["patch", "wd", "watched", "--type=merge", "-p", '{"spec":{"size":77}}']);
+      await until("updated row", () => (/watched\s+77\s/.test(out) ? true : undefined));
+      // rows arrive under the first header (one-row Tables without column definitions)
+      expect(out.match(/NAME/g)?.length).toBe(1);
+    } finally {
+      child.kill();
+    }
+  });
+
+  it("describe lists events about the object, written through core/v1 and events.k8s.io/v1", async () => {
+    await h.kubectl(["apply", "-f", writeTemp(h.dir, "w-d.yaml", widget("described", 2))]);
+    const obj = JSON.parse((await h.kubectl(["get", "wd", "described", "-o", "json"])).stdout) as {
+      metadata: { uid: string };
+    };
+    const involved = {
+      apiVersion: "example.bulwark.dev/v1",
+      kind: "Widget",
+      name: "described",
+      namespace: "default",
+      uid: obj.metadata.uid,
+    };
+    const core = await h.request("POST", "/api/v1/namespaces/default/events", {
+      body: {
+        metadata: { name: "described.core" },
+        involvedObject: involved,
+        reason: "CoreReason",
+        message: "written through core/v1",
+        type: "Normal",
+        count: 1,
+        firstTimestamp: new Date().toISOString().replace(/\.\d+Z/, "Z"),
+        lastTimestamp: new Date().toISOString().replace(/\.\d+Z/, "Z"),
+        source: { component: "test" },
+      },
+    });
+    expect(core.status).toBe(201);
+    const v1 = await h.request("POST", "/apis/events.k8s.io/v1/namespaces/default/events", {
+      body: {
+        metadata: { name: "described.v1" },
+        regarding: involved,
+        reason: "V1Reason",
+        note: "written through events.k8s.io",
+        type: "Normal",
+        action: "Sync",
+        reportingController: "bulwark.dev/test",
+        reportingInstance: "test-1",
+        eventTime: new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z"),
+      },
+    });
+    expect(v1.status).toBe(201);
+    const r = await h.kubectl(["describe", "wd", "described"]);
+    expect(r.stdout).toMatch(/Events:/);
+    expect(r.stdout).toMatch(/Normal\s+CoreReason.*written through core\/v1/);
+    expect(r.stdout).toMatch(/Normal\s+V1Reason.*written through events.k8s.io/);
+  });
+
+  it("explain shows the CRD schema's descriptions", async () => {
+    const r = await h.kubectl(["explain", "widget.spec.size"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("How big, from 1 to 100.");
+  });
+
+  it("edit through KUBE_EDITOR updates the object", async () => {
+    await h.kubectl(["apply", "-f", writeTemp(h.dir, "w-e.yaml", widget("edited", 3))]);
+    const editor = writeTemp(h.dir, "editor.sh", "#!/bin/sh\nsed -i 's/size: 3/size: 33/' \"$1\"\n");
+    chmodSync(editor, 0o755);
+    const r = await h.kubectl(["edit", "wd", "edited"], { env: { KUBE_EDITOR: editor } });
+    expect(r.stdout.trim()).toBe("widget.example.bulwark.dev/edited edited");
+    expect((await h.kubectl(["get", "wd", "edited", "-o", "jsonpath={.spec.size}"])).stdout).toBe("33");
+  });
+
+  it("patch --type merge and --type json; strategic merge on a custom resource is 415", async () => {
+    await h.kubectl(["apply", "-f", writeTemp(h.dir, "w-p.yaml", widget("patched", 3))]);
+    let r = await h.kubectl(["patch", "wd", "patched", "--type", "merge", "-p", '{"spec":{"color":"blue"}}']);
+    expect(r.stdout.trim()).toBe("widget.example.bulwark.dev/patched patched");
+    r = await h.kubectl([
+      "patch",
+      "wd",
+      "patched",
+      "--type",
+      "json",
+      "-p",
+      '[{"op":"replace","path":"/spec/size","value":9}]',
+    ]);
+    expect(r.code).toBe(0);
+    r = await h.kubectl(["get", "wd", "patched", "-o", "jsonpath={.spec.size} {.spec.color}"]);
+    expect(r.stdout).toBe("9 blue");
+    // kubectl sends strategic merge patch by default; custom resources do not support it
+    // (https://kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/#notes-on-the-strategic-merge-patch)
+    r = await h.kubectl(["patch", "wd", "patched", "-p", '{"spec":{"size":10}}']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("application/strategic-merge-patch+json is not supported");
+  });
+
+  it("apply of a built-in kind updates it with a strategic merge patch", async () => {
+    const cm = (v: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: "${v}"\n`;
+    const file = writeTemp(h.dir, "cm.yaml", cm("1"));
+    expect((await h.kubectl(["apply", "-f", file])).stdout.trim()).toBe("configmap/cfg created");
+    writeTemp(h.dir, "cm.yaml", cm("2"));
+    expect((await h.kubectl(["apply", "-f", file])).stdout.trim()).toBe("configmap/cfg configured");
+    const r = await h.kubectl(["get", "cm", "cfg"]);
+    expect(r.stdout).toMatch(/NAME\s+DATA\s+AGE\ncfg\s+1\s/);
+  });
+
+  it("delete with a finalizer keeps the object until the finalizer is removed", async () => {
+    await h.kubectl(["apply", "-f", writeTemp(h.dir, "w-f.yaml", widget("finalized", 3))]);
+    await h.kubectl([
+      "patch",
+      "wd",
+      "finalized",
+      "--type=merge",
+      "-p",
+      '{"metadata":{"finalizers":["example.bulwark.dev/hold"]}}',
+    ]);
+    let r = await h.kubectl(["delete", "wd", "finalized", "--wait=false"]);
+    expect(r.stdout.trim()).toBe('widget.example.bulwark.dev "finalized" deleted');
+    r = await h.kubectl(["get", "wd", "finalized", "-o", "jsonpath={.metadata.deletionTimestamp}"]);
+    expect(r.stdout).toMatch(/^\d{4}-\d\d-\d\dT/);
+    const waiter = h.kubectl(["wait", "--for=delete", "wd/finalized", "--timeout=20s"]);
+    await h.kubectl(["patch", "wd", "finalized", "--type=merge", "-p", '{"metadata":{"finalizers":null}}']);
+    expect((await waiter).code).toBe(0);
+    r = await h.kubectl(["get", "wd", "finalized"]);
+    expect(r.stderr).toContain('widgets.example.bulwark.dev "finalized" not found');
+  });
+
+  it("rejects invalid objects naming the field", async () => {
+    let r = await h.kubectl([
+      "apply",
+      "-f",
+      writeTemp(h.dir, "bad.yaml", widget("bad", 500, "  color: pink\n")),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("spec.size");
+    expect(r.stderr).toContain("spec.color");
+    r = await h.kubectl(["apply", "-f", writeTemp(h.dir, "bad2.yaml", widget("bad", 5, "  colour: pink\n"))]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('unknown field "spec.colour"');
+    r = await h.kubectl([
+      "apply",
+      "-f",
+      writeTemp(
+        h.dir,
+        "bad3.yaml",
+        "apiVersion: example.bulwark.dev/v1\nkind: Widget\nmetadata:\n  name: bad\nspec: {}\n",
+      ),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("spec.size: Required value");
+  });
+
+  const policyCrd = join(ROOT, "crds/resilience.bulwark.dev_resiliencepolicies.yaml");
+  it.skipIf(!existsSync(policyCrd))(
+    "applies the ResiliencePolicy CRD and the examples, client- and server-side",
+    async () => {
+      let r = await h.kubectl(["apply", "-f", policyCrd]);
+      expect(r.code).toBe(0);
+      r = await h.kubectl([
+        "wait",
+        "--for=condition=Established",
+        "crd/resiliencepolicies.resilience.bulwark.dev",
+        "--timeout=10s",
+      ]);
+      expect(r.code).toBe(0);
+      const examples = join(ROOT, "examples");
+      if (!existsSync(examples) || readdirSync(examples).length === 0) return;
+      r = await h.kubectl(["create", "namespace", "shop"]);
+      r = await h.kubectl(["apply", "-f", examples]);
+      expect(r.stderr).toBe("");
+      r = await h.kubectl(["apply", "--server-side", "--force-conflicts", "-f", examples]);
+      expect(r.code).toBe(0);
+      r = await h.kubectl(["get", "rp", "-A"]);
+      expect(r.code).toBe(0);
+    },
+  );
+});

@@ -86,6 +86,8 @@ export function validateCrd(crd: Record<string, unknown>): FieldCause[] {
 interface Where {
   root: boolean;
   inJunctor: boolean;
+  /** Directly under anyOf/allOf of an `x-kubernetes-int-or-string` node, where `type: integer|string` is allowed. */
+  intOrStringBranch?: boolean;
 }
 
 function checkNode(s: SchemaNode, path: string, causes: FieldCause[], where: Where): void {
@@ -112,7 +114,11 @@ function checkNode(s: SchemaNode, path: string, causes: FieldCause[], where: Whe
       "x-kubernetes-embedded-resource",
       "description",
     ])
-      if (k in s) causes.push(cause.forbidden(childPath(path, k), "must be empty to be structural"));
+      if (
+        k in s &&
+        !(k === "type" && where.intOrStringBranch && (s.type === "integer" || s.type === "string"))
+      )
+        causes.push(cause.forbidden(childPath(path, k), "must be empty to be structural"));
   } else {
     if (type === undefined || type === "") {
       if (!isIntOrString(s) && !preservesUnknown(s))
@@ -156,10 +162,10 @@ function checkNode(s: SchemaNode, path: string, causes: FieldCause[], where: Whe
     });
   const it = items(s);
   if (it) checkNode(it, childPath(path, "items"), causes, { root: false, inJunctor: where.inJunctor });
-  for (const j of ["allOf", "anyOf", "oneOf"])
-    schemaList(s[j]).forEach((sub, i) =>
-      checkNode(sub, indexPath(childPath(path, j), i), causes, { root: false, inJunctor: true }),
-    );
+  for (const j of ["allOf", "anyOf", "oneOf"]) {
+    const branch = { root: false, inJunctor: true, intOrStringBranch: j !== "oneOf" && isIntOrString(s) };
+    schemaList(s[j]).forEach((sub, i) => checkNode(sub, indexPath(childPath(path, j), i), causes, branch));
+  }
   if (isPlainObject(s.not))
     checkNode(s.not, childPath(path, "not"), causes, { root: false, inJunctor: true });
 }

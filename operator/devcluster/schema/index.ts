@@ -5,3 +5,7 @@ export { admitCustomResource, strictDecodingMessage } from "./admit.js";
 export type { AdmitOptions } from "./admit.js";
 export { UNKNOWN_FIELD_REASON } from "./causes.js";
 export { validateCrd } from "./crd-check.js";
+export { openApiV3ForGroupVersion, definitionName, openApiDocumentHash } from "./openapi.js";
+export { printerColumnsTable, buildPrinterTable, DEFAULT_PRINTER_COLUMNS } from "./printer-columns.js";
+export type { IncludeObject, PrinterTableOptions } from "./printer-columns.js";
+export { humanDuration } from "./human-duration.js";

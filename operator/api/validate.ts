@@ -9,6 +9,8 @@ export interface Problem {
   /** Field path in Kubernetes style: `spec.upstreams[0].retry.backoff.max` (empty for the object itself). */
   readonly path: string;
   readonly message: string;
+  /** The id of the cross-field rule (rules.ts) that failed, when it was one. */
+  readonly rule?: string;
 }
 
 export type ValidationResult<T> =
@@ -49,7 +51,8 @@ function messageFor(issue: z.core.$ZodIssue, input: unknown): string {
     case "invalid_type": {
       const got = valueAt(input, issue.path);
       if (got === undefined) return "required";
-      const expected = issue.expected === "int" ? "integer" : issue.expected;
+      // Every number in the API is an integer (Kubernetes discourages floats), so "number" means integer here.
+      const expected = issue.expected === "int" || issue.expected === "number" ? "integer" : issue.expected;
       const article = /^[aeiou]/.test(expected) ? "an" : "a";
       return `must be ${article} ${expected}, got ${describeValue(got)}${expected === "string" ? booleanHint(got) : ""}`;
     }
@@ -80,6 +83,7 @@ function messageFor(issue: z.core.$ZodIssue, input: unknown): string {
       return want + booleanHint(valueAt(input, issue.path));
     }
     case "invalid_union":
+      if (valueAt(input, issue.path) === undefined) return "required";
       return "must be a whole number or a duration such as 10s";
     case "not_multiple_of":
       return `must be a multiple of ${String(issue.divisor)}`;
@@ -111,7 +115,13 @@ export function problemsOf(error: z.ZodError, input: unknown, prefix = ""): Prob
       }
       continue;
     }
-    problems.push({ path: formatPath(issue.path, prefix), message: messageFor(issue, input) });
+    const rule =
+      issue.code === "custom" && typeof issue.params?.rule === "string" ? issue.params.rule : undefined;
+    problems.push({
+      path: formatPath(issue.path, prefix),
+      message: messageFor(issue, input),
+      ...(rule === undefined ? {} : { rule }),
+    });
   }
   return problems;
 }

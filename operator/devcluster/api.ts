@@ -5,7 +5,7 @@
 // (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md).
 import { parse as parseYaml } from "yaml";
 import { builtinCauses } from "./builtins.js";
-import { admitCustomResource } from "./crd-schema.js";
+import { admitCustomResource, UNKNOWN_FIELD_REASON } from "./crd-schema.js";
 import {
   applyIntent,
   builtinListKeys,
@@ -85,8 +85,6 @@ function apiVersionOf(t: ResourceType): string {
 function listKeysFor(t: ResourceType): ListKeys {
   return t.crd ? schemaListKeys(t.crd.schema) : builtinListKeys;
 }
-
-const UNKNOWN_FIELD = /^unknown field "(.*)"$/;
 
 export class Api {
   constructor(
@@ -231,8 +229,8 @@ export class Api {
       // keep metadata as the server manages it (the engine may prune it to known ObjectMeta fields)
       result.metadata = { ...(isObj(r.object.metadata) ? r.object.metadata : {}), ...meta(obj) };
       info.warnings.push(...r.warnings);
-      const unknown = r.causes.filter((c) => UNKNOWN_FIELD.test(c.message));
-      causes = r.causes.filter((c) => !UNKNOWN_FIELD.test(c.message));
+      const unknown = r.causes.filter((c) => c.reason === UNKNOWN_FIELD_REASON);
+      causes = r.causes.filter((c) => c.reason !== UNKNOWN_FIELD_REASON);
       if (unknown.length > 0 && info.fieldValidation === "Strict") {
         if (isApply) {
           throw internalError(

@@ -1,9 +1,10 @@
-// The one place the server imports the CRD schema engine from, so swapping it is a one-line change.
+// The one place the server imports the CRD schema engine (operator/devcluster/schema/) from.
 export {
   admitCustomResource,
   validateCrd,
   openApiV3ForGroupVersion,
   printerColumnsTable,
+  UNKNOWN_FIELD_REASON,
   type FieldCause,
   type AdmitResult,
-} from "./schema-shim.js";
+} from "./schema/index.js";

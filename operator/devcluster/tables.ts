@@ -178,11 +178,12 @@ function rowObject(o: Obj, include: IncludeObject): Obj | undefined {
 export function toTable(t: ResourceType, objects: Obj[], include: IncludeObject, noHeaders = false): Obj {
   let table: Obj;
   if (t.crd) {
-    const cols =
-      t.crd.printerColumns.length > 0
-        ? (t.crd.printerColumns as unknown as Record<string, unknown>[])
-        : [{ name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" }];
-    table = printerColumnsTable(cols, objects, include);
+    // no additionalPrinterColumns: the engine serves the default Age column
+    table = printerColumnsTable(
+      t.crd.printerColumns as unknown as Record<string, unknown>[],
+      objects,
+      include,
+    );
   } else {
     const cols = builtinColumns(t);
     table = {

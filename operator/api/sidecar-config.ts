@@ -6,6 +6,7 @@
 // anything; it validates this schema whole and either applies it or NACKs it. Keeping the shape flat
 // and resolved also means the content hash (the config version) changes exactly when behaviour does.
 import { z } from "zod";
+import { FALLBACK_ON, RETRY_ON } from "./outbound.js";
 
 const ms = z.number().int().nonnegative().describe("milliseconds");
 const positiveMs = z.number().int().positive().describe("milliseconds");
@@ -29,7 +30,8 @@ export const backoffConfigSchema = z.strictObject({
   jitter: jitterSchema,
 });
 
-export const retryOnSchema = z.enum(["connect-failure", "reset", "gateway-error", "retriable-status-codes"]);
+/** The policy's retry conditions, passed through unchanged (one list: outbound.ts). */
+export const retryOnSchema = z.enum(RETRY_ON);
 
 export const retryConfigSchema = z.strictObject({
   maxAttempts: z.number().int().min(1).max(10).describe("tries in all, the first included"),
@@ -74,13 +76,7 @@ export const rateLimitConfigSchema = z.strictObject({
   burst: z.number().int().nonnegative(),
 });
 
-export const failureKindSchema = z.enum([
-  "circuit-open",
-  "bulkhead-full",
-  "rate-limited",
-  "timeout",
-  "upstream-error",
-]);
+export const failureKindSchema = z.enum(FALLBACK_ON);
 
 export const fallbackConfigSchema = z.strictObject({
   on: z.array(failureKindSchema).min(1),

@@ -4,6 +4,14 @@
 import { describe, expect, it } from "vitest";
 import { definitionName, openApiV3ForGroupVersion } from "../../../operator/devcluster/schema/index.js";
 
+const rpSchema = {
+  type: "object",
+  description: "A policy.",
+  properties: {
+    metadata: { type: "object" },
+    spec: { type: "object", description: "Desired behaviour.", properties: { mode: { type: "string" } } },
+  },
+};
 const crd = {
   apiVersion: "apiextensions.k8s.io/v1",
   kind: "CustomResourceDefinition",
@@ -24,18 +32,7 @@ const crd = {
         storage: true,
         subresources: { status: {} },
         schema: {
-          openAPIV3Schema: {
-            type: "object",
-            description: "A policy.",
-            properties: {
-              metadata: { type: "object" },
-              spec: {
-                type: "object",
-                description: "Desired behaviour.",
-                properties: { mode: { type: "string" } },
-              },
-            },
-          },
+          openAPIV3Schema: rpSchema,
         },
       },
       { name: "v1beta1", served: false, storage: false, schema: { openAPIV3Schema: { type: "object" } } },
@@ -92,7 +89,7 @@ describe("openApiV3ForGroupVersion", () => {
     ]);
     expect(rp.description).toBe("A policy.");
     const props = rp.properties as Record<string, Record<string, unknown>>;
-    expect(props.spec).toEqual(crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec);
+    expect(props.spec).toEqual(rpSchema.properties.spec);
     expect(props.metadata?.allOf).toEqual([
       { $ref: "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" },
     ]);
@@ -105,7 +102,7 @@ describe("openApiV3ForGroupVersion", () => {
   });
 
   it("does not mutate the CRD", () => {
-    expect(crd.spec.versions[0]!.schema.openAPIV3Schema.properties.metadata).toEqual({ type: "object" });
+    expect(rpSchema.properties.metadata).toEqual({ type: "object" });
   });
 
   it("has a PATCH operation with the GVK object and a fieldValidation parameter (what apply needs)", () => {

@@ -10,6 +10,8 @@ export interface FaultState {
   failCode: 500 | 429 | 503;
   /** Extra latency added before every request is handled. */
   latencyMs: number;
+  /** While true, new watch requests wait (a partition between a client and the watch cache). */
+  holdWatches: boolean;
 }
 
 export type FaultRequest =
@@ -18,10 +20,11 @@ export type FaultRequest =
   | { action: "latency"; ms: number }
   | { action: "compact" }
   | { action: "restart" }
+  | { action: "holdWatches"; hold: boolean }
   | { action: "reset" };
 
 export function newFaultState(): FaultState {
-  return { failNext: 0, failCode: 503, latencyMs: 0 };
+  return { failNext: 0, failCode: 503, latencyMs: 0, holdWatches: false };
 }
 
 export function parseFaultRequest(body: unknown): FaultRequest {
@@ -41,6 +44,8 @@ export function parseFaultRequest(body: unknown): FaultRequest {
         throw badRequest("failNext: code must be 500, 429 or 503");
       return { action: "failNext", count, code };
     }
+    case "holdWatches":
+      return { action: "holdWatches", hold: body.hold !== false };
     case "latency": {
       const ms = Number(body.ms ?? 0);
       if (!Number.isFinite(ms) || ms < 0) throw badRequest("latency: ms must be a non-negative number");

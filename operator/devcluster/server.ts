@@ -76,7 +76,11 @@ export interface DevCluster {
     compact(): void;
     restart(): Promise<void>;
     reset(): void;
+    /** While held, new watch requests wait (release with false). */
+    holdWatches(hold: boolean): void;
   };
+  /** Watches answered 410 Expired since start. */
+  expiredWatches(): number;
   /** Current cluster-wide resourceVersion. */
   resourceVersion(): number;
   /** Open watch streams. */
@@ -125,6 +129,11 @@ function sendJson(
   if (warnings.length > 0) headers.Warning = [...new Set(warnings)].map((w) => `299 - ${JSON.stringify(w)}`);
   res.writeHead(code, headers);
   res.end(data);
+}
+
+/** Resolves once `cond` holds (checked every 20 ms). */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 20));
 }
 
 function parseJsonBody(raw: string): unknown {
@@ -342,6 +351,8 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
           const ts = q.get("timeoutSeconds");
           if (ts !== null) spec.timeoutSeconds = Number(ts);
           if (table) spec.table = include;
+          await until(() => !faults.holdWatches || req.destroyed);
+          if (req.destroyed) return;
           hub.serve(spec, res, (cb) => {
             req.on("close", cb);
             res.on("close", cb);
@@ -457,6 +468,9 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
         return;
       case "reset":
         Object.assign(faults, newFaultState());
+        return;
+      case "holdWatches":
+        faults.holdWatches = f.hold;
         return;
     }
   }
@@ -659,7 +673,11 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
         await listen(server, port);
       },
       reset: () => Object.assign(faults, newFaultState()),
+      holdWatches: (hold) => {
+        faults.holdWatches = hold;
+      },
     },
+    expiredWatches: () => hub.expired,
     resourceVersion: () => store.currentRv(),
     watchCount: () => hub.size,
     stop: async () => {

@@ -29,6 +29,8 @@ const MAX_BUFFERED = 16 * 1024 * 1024;
 
 export class WatchHub {
   private readonly active = new Set<{ close: () => void; storeKey: string }>();
+  /** Watches answered with 410 Expired so far (tests assert the relist path ran). */
+  expired = 0;
 
   constructor(private readonly store: Store) {}
 
@@ -122,6 +124,7 @@ export class WatchHub {
       }
       initial = store.since(type.storeKey, rv);
       if (!initial) {
+        this.expired++;
         // 410 as an ERROR event, then close: client-node clears its RV and relists when the stream ends.
         send(
           "ERROR",

@@ -88,16 +88,16 @@ export const command: Command = {
     const output = values.output;
     if (output !== "yaml" && output !== "json")
       throw new CommandError(`-o must be yaml or json, not "${output}"`);
-    const files = (values.filename ?? []).flatMap(expand);
     if ((values.filename ?? []).length === 0) throw new CommandError(`-f is required\n\n${HELP}`);
-    if (files.length === 0)
-      throw new CommandError("no policy files (*.yaml, *.yml, *.json) in the given directories");
     if (
       values.pod !== undefined &&
       !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(values.pod)
     ) {
       throw new CommandError(`--pod must be NAMESPACE/NAME, not "${values.pod}"`);
     }
+    const files = (values.filename ?? []).flatMap(expand);
+    if (files.length === 0)
+      throw new CommandError("no policy files (*.yaml, *.yml, *.json) in the given directories");
 
     const policies: LoadedPolicy[] = [];
     const problems: string[] = [];

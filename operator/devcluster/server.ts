@@ -36,6 +36,7 @@ import {
 import { Store } from "./store.js";
 import { toTable, wantsTable, type IncludeObject } from "./tables.js";
 import { loadOrGenerateTls } from "./tls.js";
+import { decodeProtobufBody } from "./protobuf.js";
 import { tokenRequest, tokenReview } from "./tokens.js";
 import { isObj, meta, type Obj } from "./util.js";
 import { WatchHub } from "./watch.js";
@@ -91,7 +92,7 @@ export interface DevCluster {
 const PUBLIC_PATHS = new Set(["/version", "/healthz", "/livez", "/readyz"]);
 const MAX_BODY = 8 * 1024 * 1024;
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readRawBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -104,7 +105,7 @@ function readBody(req: IncomingMessage): Promise<string> {
       }
       chunks.push(c);
     });
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
 }
@@ -134,6 +135,18 @@ function sendJson(
 /** Resolves once `cond` holds (checked every 20 ms). */
 async function until(cond: () => boolean): Promise<void> {
   while (!cond()) await new Promise((r) => setTimeout(r, 20));
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  return (await readRawBody(req)).toString("utf8");
+}
+
+/** Reads a JSON (or, for the few kinds kubectl sends that way, protobuf) request body. */
+async function readObjectBody(req: IncomingMessage): Promise<unknown> {
+  const raw = await readRawBody(req);
+  if ((req.headers["content-type"] ?? "").startsWith("application/vnd.kubernetes.protobuf"))
+    return decodeProtobufBody(raw);
+  return parseJsonBody(raw.toString("utf8"));
 }
 
 function parseJsonBody(raw: string): unknown {
@@ -303,18 +316,18 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
     // special subresources and virtual kinds
     if (sub === "token") {
       if (method !== "POST") throw methodNotAllowed();
-      const body = parseJsonBody(await readBody(req));
+      const body = await readObjectBody(req);
       sendJson(res, 201, tokenRequest(store, auth, route.namespace ?? "", route.name ?? "", body));
       return;
     }
     if (t.resource === "tokenreviews" && t.group === "authentication.k8s.io") {
       if (method !== "POST" || route.name !== undefined) throw methodNotAllowed();
-      sendJson(res, 201, tokenReview(store, auth, parseJsonBody(await readBody(req))));
+      sendJson(res, 201, tokenReview(store, auth, await readObjectBody(req)));
       return;
     }
     if (sub === "finalize") {
       if (method !== "PUT") throw methodNotAllowed();
-      const body = parseJsonBody(await readBody(req));
+      const body = await readObjectBody(req);
       const cur = api.get(info);
       cur.spec =
         isObj(body) && isObj(body.spec)
@@ -387,7 +400,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
         return;
       }
       if (method === "POST") {
-        const body = parseJsonBody(await readBody(req));
+        const body = await readObjectBody(req);
         const created = await api.create(info, body);
         sendJson(res, 201, created, info.warnings);
         return;
@@ -400,7 +413,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
           ...t.fieldLabels,
         ];
         const field = parseFieldSelector(q.get("fieldSelector"), fieldLabels);
-        const body = parseJsonBody(await readBody(req));
+        const body = await readObjectBody(req);
         const o: Parameters<Api["deleteCollection"]>[1] = {};
         if (label) o.label = label;
         if (field) o.field = field;
@@ -422,7 +435,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
         return;
       }
       case "PUT": {
-        const body = parseJsonBody(await readBody(req));
+        const body = await readObjectBody(req);
         sendJson(res, 200, await api.update(info, body), info.warnings);
         return;
       }
@@ -436,7 +449,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
       }
       case "DELETE": {
         if (sub !== undefined) throw methodNotAllowed();
-        const body = parseJsonBody(await readBody(req));
+        const body = await readObjectBody(req);
         const o = await api.delete(info, body);
         const gone = !meta(o).deletionTimestamp || api.view(t, o) === undefined;
         sendJson(res, 200, gone && !meta(o).finalizers ? api.deletedStatus(t, o) : o, info.warnings);
@@ -485,7 +498,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
       if (user.username !== "bulwark-admin")
         throw forbidden("fault injection is available to the admin token only");
       if (req.method !== "POST") throw methodNotAllowed();
-      await applyFault(parseFaultRequest(parseJsonBody(await readBody(req))));
+      await applyFault(parseFaultRequest(await readObjectBody(req)));
       sendJson(res, 200, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", code: 200 });
       return;
     }

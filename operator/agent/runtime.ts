@@ -1,0 +1,586 @@
+// The applied config: a SidecarConfig compiled into the objects the proxies consult per request. Built whole
+// from a validated config; if any primitive refuses its settings the whole config is rejected and the
+// previous runtime keeps serving.
+//
+// State carries over a reload: a breaker keeps its state when its rule (and policy) did not change; bulkheads,
+// token buckets, retry budgets and the inbound limiter are reconfigured in place (so in-flight counts and
+// earned tokens stay right) rather than replaced. In-flight requests hold a reference to the runtime they
+// started under and finish on it.
+import type { Counter, Gauge, Histogram } from "prom-client";
+import type {
+  ConfigProblem,
+  FailureKind,
+  FallbackConfig,
+  HttpUpstreamConfig,
+  InboundConfig,
+  SidecarConfig,
+} from "../api/sidecar-config.js";
+import type { Metrics } from "../observability/registry.js";
+import { createAdaptiveLimit, type AdaptiveLimit } from "../resilience/adaptive-limit.js";
+import { Bulkhead } from "../resilience/bulkhead.js";
+import {
+  CircuitBreaker,
+  type BreakerStateName,
+  type BreakerTransition,
+  type CircuitBreakerOptions,
+} from "../resilience/circuit-breaker.js";
+import type { Clock, Random } from "../resilience/clock.js";
+import { validateFault, type FaultOptions } from "../resilience/fault-injection.js";
+import { LoadShedder } from "../resilience/load-shedder.js";
+import { RetryBudget } from "../resilience/retry-budget.js";
+import { retryPolicy, type RetryPolicy } from "../resilience/retry.js";
+import { TokenBucket } from "../resilience/token-bucket.js";
+import type { RecoveryLog } from "./recovery-log.js";
+import { ResponseCache } from "./response-cache.js";
+
+/** What the runtime needs from the agent. */
+export interface RuntimeDeps {
+  /** Drives the primitives' windows, open durations, token refills and budgets. Tests inject a ManualClock. */
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly metrics: Metrics<"agent">;
+  /** Counter of shadow-mode decisions (`policy`, `upstream`, `decision`). */
+  readonly shadowDecisions: Counter<string>;
+  readonly log: RecoveryLog;
+  /** This pod's namespace: short upstream names (`payments`) resolve in it. */
+  readonly namespace: string | undefined;
+  /** Called after any breaker transition (the agent persists states). */
+  readonly onBreakerTransition?: () => void;
+}
+
+/** Breaker label values of the contract. */
+export const breakerLabel = (s: BreakerStateName): "closed" | "open" | "half_open" =>
+  s === "half-open" ? "half_open" : s;
+
+/** A breaker and its pre-bound metric children; survives reloads while `key` is unchanged. */
+export class BreakerCell {
+  readonly breaker: CircuitBreaker;
+  private readonly gauges: Record<"closed" | "open" | "half_open", Gauge<string>>;
+
+  constructor(
+    readonly key: string,
+    readonly upstream: string,
+    readonly policy: string,
+    options: CircuitBreakerOptions,
+    private readonly deps: RuntimeDeps,
+  ) {
+    const g = deps.metrics.circuitBreakerState;
+    this.gauges = {
+      closed: g.labels({ policy, upstream, state: "closed" }) as unknown as Gauge<string>,
+      open: g.labels({ policy, upstream, state: "open" }) as unknown as Gauge<string>,
+      half_open: g.labels({ policy, upstream, state: "half_open" }) as unknown as Gauge<string>,
+    };
+    this.breaker = new CircuitBreaker(
+      { ...options, onTransition: (t) => this.onTransition(t) },
+      deps.clock.now(),
+    );
+    this.showState("closed");
+  }
+
+  private showState(s: BreakerStateName): void {
+    const cur = breakerLabel(s);
+    for (const k of ["closed", "open", "half_open"] as const) this.gauges[k].set(k === cur ? 1 : 0);
+  }
+
+  private onTransition(t: BreakerTransition): void {
+    this.showState(t.to);
+    this.deps.metrics.circuitBreakerTransitions.inc({
+      policy: this.policy,
+      upstream: this.upstream,
+      from: breakerLabel(t.from),
+      to: breakerLabel(t.to),
+    });
+    this.deps.log.emit("breaker-transition", {
+      upstream: this.upstream,
+      policy: this.policy,
+      from: t.from,
+      to: t.to,
+      reason: t.reason,
+      window: t.window,
+      consecutiveFailures: t.consecutiveFailures,
+      ...(t.openForMs === undefined ? {} : { openForMs: Math.round(t.openForMs) }),
+    });
+    this.deps.onBreakerTransition?.();
+  }
+
+  /** Removes this cell's gauge series (its upstream left the config). */
+  dispose(): void {
+    for (const state of ["closed", "open", "half_open"]) {
+      this.deps.metrics.circuitBreakerState.remove({ policy: this.policy, upstream: this.upstream, state });
+    }
+  }
+}
+
+/** A token bucket that also expresses "deny everything" (rate 0 and burst 0), which TokenBucket cannot. */
+export class RateLimiter {
+  private bucket: TokenBucket | undefined;
+  constructor(rps: number, burst: number, now: number) {
+    this.bucket =
+      rps === 0 && burst === 0
+        ? undefined
+        : new TokenBucket({ requestsPerSecond: rps, burst: Math.max(1, burst) }, now);
+  }
+  /** 0 when allowed, else ms until a token (Infinity for never). */
+  take(now: number): number {
+    if (!this.bucket) return Infinity;
+    const r = this.bucket.tryTake(now);
+    return r.ok ? 0 : r.retryAfterMs;
+  }
+  reconfigure(rps: number, burst: number, now: number): void {
+    if (rps === 0 && burst === 0) this.bucket = undefined;
+    else if (this.bucket) this.bucket.setRate(now, rps, Math.max(1, burst));
+    else this.bucket = new TokenBucket({ requestsPerSecond: rps, burst: Math.max(1, burst) }, now);
+  }
+}
+
+/** Pre-bound metric children of one upstream (the hot path only calls inc/observe on these). */
+export interface UpstreamMetrics {
+  readonly success: Counter<string>;
+  readonly failure: Counter<string>;
+  readonly timeout: Counter<string>;
+  readonly rejected: Counter<string>;
+  readonly fallback: Counter<string>;
+  readonly duration: Histogram<string>;
+  readonly retryAttempted: Counter<string>;
+  readonly retryBudgetExhausted: Counter<string>;
+  readonly bulkheadRejected: Counter<string>;
+  readonly rateLimited: Counter<string>;
+}
+
+function bindUpstreamMetrics(m: Metrics<"agent">, policy: string, upstream: string): UpstreamMetrics {
+  const out = (outcome: string) =>
+    m.upstreamRequests.labels({ upstream, outcome }) as unknown as Counter<string>;
+  return {
+    success: out("success"),
+    failure: out("failure"),
+    timeout: out("timeout"),
+    rejected: out("rejected"),
+    fallback: out("fallback"),
+    duration: m.upstreamRequestDuration.labels({ upstream }) as unknown as Histogram<string>,
+    retryAttempted: m.retries.labels({ upstream, outcome: "attempted" }) as unknown as Counter<string>,
+    retryBudgetExhausted: m.retries.labels({
+      upstream,
+      outcome: "budget_exhausted",
+    }) as unknown as Counter<string>,
+    bulkheadRejected: m.bulkheadRejected.labels({ policy, upstream }) as unknown as Counter<string>,
+    rateLimited: m.rateLimited.labels({ policy, upstream }) as unknown as Counter<string>,
+  };
+}
+
+/** One HTTP upstream rule, compiled. */
+export class UpstreamRuntime {
+  readonly name: string;
+  readonly policy: string;
+  readonly shadow: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly timeoutMs: number | undefined;
+  readonly perTryTimeoutMs: number | undefined;
+  readonly retry: RetryPolicy | undefined;
+  readonly maxReplayBodyBytes: number;
+  readonly fallback: FallbackConfig | undefined;
+  readonly fallbackOn: ReadonlySet<FailureKind>;
+  readonly fault: FaultOptions | undefined;
+  readonly m: UpstreamMetrics;
+
+  constructor(
+    readonly rule: HttpUpstreamConfig,
+    readonly breaker: BreakerCell | undefined,
+    readonly bulkhead: Bulkhead | undefined,
+    readonly rateLimiter: RateLimiter | undefined,
+    readonly budget: RetryBudget | undefined,
+    readonly cache: ResponseCache | undefined,
+    deps: RuntimeDeps,
+  ) {
+    this.name = rule.name;
+    this.policy = rule.policy;
+    this.shadow = rule.mode === "shadow";
+    this.host = rule.host;
+    this.port = rule.port;
+    this.timeoutMs = rule.timeoutMs;
+    this.perTryTimeoutMs = rule.retry?.perTryTimeoutMs;
+    this.retry = rule.retry
+      ? retryPolicy({
+          maxAttempts: rule.retry.maxAttempts,
+          // refused-stream is an HTTP/2 reset code; HTTP/1.1 upstreams never produce it.
+          retryOn: rule.retry.retryOn.filter((r) => r !== "refused-stream"),
+          retriableStatusCodes: rule.retry.retriableStatusCodes,
+          retryNonIdempotent: rule.retry.retryNonIdempotent,
+          backoff: rule.retry.backoff,
+          honorRetryAfter: rule.retry.honorRetryAfter,
+        })
+      : undefined;
+    this.maxReplayBodyBytes = rule.retry?.maxReplayBodyBytes ?? 0;
+    this.fallback = rule.fallback;
+    this.fallbackOn = new Set(rule.fallback?.on ?? []);
+    this.fault = rule.fault
+      ? {
+          ...(rule.fault.abort ? { abort: rule.fault.abort } : {}),
+          ...(rule.fault.delay ? { delay: rule.fault.delay } : {}),
+        }
+      : undefined;
+    if (this.fault) validateFault(this.fault);
+    this.m = bindUpstreamMetrics(deps.metrics, rule.policy, rule.name);
+  }
+}
+
+/** The inbound rule, compiled. */
+export class InboundRuntime {
+  readonly policy: string;
+  readonly shadow: boolean;
+  readonly appPort: number;
+  readonly shedLabel = new Map<string, Counter<string>>();
+
+  constructor(
+    readonly rule: InboundConfig | undefined,
+    appPort: number,
+    readonly shedder: LoadShedder | undefined,
+    readonly limit: AdaptiveLimit | undefined,
+    readonly bulkhead: Bulkhead | undefined,
+    readonly rateLimiter: RateLimiter | undefined,
+    readonly fault: FaultOptions | undefined,
+    private readonly deps: RuntimeDeps,
+  ) {
+    this.policy = rule?.policy ?? "none";
+    this.shadow = rule?.mode === "shadow";
+    this.appPort = appPort;
+  }
+
+  /** Pre-bound `bulwark_shed_total` child for a tier and reason (bounded: tiers × 4 reasons). */
+  shedCounter(priority: string, reason: string): Counter<string> {
+    const key = `${priority}\0${reason}`;
+    let c = this.shedLabel.get(key);
+    if (!c) {
+      c = this.deps.metrics.shed.labels({
+        policy: this.policy,
+        priority,
+        reason,
+      }) as unknown as Counter<string>;
+      this.shedLabel.set(key, c);
+    }
+    return c;
+  }
+}
+
+/** Per-upstream state that outlives one runtime. */
+interface Carried {
+  breakers: Map<string, BreakerCell>;
+  bulkheads: Map<string, Bulkhead>;
+  limiters: Map<string, RateLimiter>;
+  budgets: Map<string, { windowMs: number; budget: RetryBudget }>;
+  caches: Map<string, { key: string; cache: ResponseCache }>;
+  inboundLimit: { key: string; limit: AdaptiveLimit } | undefined;
+}
+
+export class Runtime {
+  private readonly byAuthority = new Map<string, UpstreamRuntime>();
+
+  constructor(
+    readonly config: SidecarConfig,
+    readonly origin: string,
+    readonly upstreams: readonly UpstreamRuntime[],
+    readonly inbound: InboundRuntime,
+    readonly tcpIgnored: readonly string[],
+    readonly carried: Carried,
+    namespace: string | undefined,
+    /** Wall-clock time the runtime was applied (epoch ms). */
+    readonly appliedAt: number,
+  ) {
+    for (const u of upstreams) {
+      for (const host of hostAliases(u.host, namespace)) {
+        const key = `${host}:${u.port}`;
+        if (!this.byAuthority.has(key)) this.byAuthority.set(key, u);
+      }
+    }
+  }
+
+  get version(): string {
+    return this.config.version;
+  }
+
+  /** The rule for a request to `host:port` (host lower-cased by the caller), or undefined (passthrough). */
+  match(host: string, port: number): UpstreamRuntime | undefined {
+    return this.byAuthority.get(`${host}:${port}`);
+  }
+
+  /** Sets the gauges that are read rather than counted (called on scrape, not per request). */
+  refreshGauges(metrics: Metrics<"agent">): void {
+    for (const u of this.upstreams) {
+      if (u.bulkhead) {
+        metrics.bulkheadInflight.set({ policy: u.policy, upstream: u.name }, u.bulkhead.inflight);
+        metrics.bulkheadQueued.set({ policy: u.policy, upstream: u.name }, u.bulkhead.queued);
+      }
+    }
+    const ib = this.inbound;
+    if (ib.bulkhead) {
+      metrics.bulkheadInflight.set({ policy: ib.policy, upstream: "inbound" }, ib.bulkhead.inflight);
+      metrics.bulkheadQueued.set({ policy: ib.policy, upstream: "inbound" }, ib.bulkhead.queued);
+    }
+    if (ib.limit) metrics.concurrencyLimit.set({ policy: ib.policy }, ib.limit.limit);
+  }
+}
+
+/**
+ * Names a request may use for a Kubernetes service host: `name.ns.svc.cluster.local` is also reached as
+ * `name.ns.svc`, `name.ns`, and (from a pod in `ns`) `name`.
+ */
+export function hostAliases(host: string, namespace: string | undefined): string[] {
+  const h = host.toLowerCase();
+  const out = [h];
+  const m = /^([^.]+)\.([^.]+)\.svc\.cluster\.local$/.exec(h);
+  if (m) {
+    out.push(`${m[1]}.${m[2]}.svc`, `${m[1]}.${m[2]}`);
+    if (namespace !== undefined && m[2] === namespace.toLowerCase()) out.push(m[1]!);
+  }
+  return out;
+}
+
+function breakerOptions(rule: NonNullable<HttpUpstreamConfig["circuitBreaker"]>): CircuitBreakerOptions {
+  return {
+    consecutiveFailures: rule.consecutiveFailures ?? 0,
+    failureRateThreshold: rule.failureRate?.thresholdPercent ?? 0,
+    minimumCalls: rule.failureRate?.minimumCalls ?? 20,
+    window: rule.failureRate
+      ? rule.failureRate.window.type === "count"
+        ? { type: "count", size: rule.failureRate.window.size }
+        : { type: "time", sizeMs: rule.failureRate.window.sizeMs }
+      : { type: "count", size: 100 },
+    slowCallRateThreshold: rule.slowCall?.rateThresholdPercent ?? 0,
+    slowCallDurationMs: rule.slowCall?.durationMs ?? 60_000,
+    openBaseMs: rule.openDuration.baseMs,
+    openMaxMs: rule.openDuration.maxMs,
+    halfOpenPermittedCalls: rule.halfOpen.permittedCalls,
+  };
+}
+
+/** Fingerprint of a breaker rule: a state is carried (or restored) only into an identical rule. */
+export function breakerKey(u: HttpUpstreamConfig): string {
+  return `${u.policy}\0${u.name}\0${JSON.stringify(u.circuitBreaker)}`;
+}
+
+export type CompileResult = { ok: true; runtime: Runtime } | { ok: false; problems: ConfigProblem[] };
+
+/**
+ * Builds a runtime from a validated config, carrying state over from `previous`. Does not touch `previous`
+ * unless it succeeds... except for reconfiguring carried objects, which happens only after every check passed.
+ */
+export function compileRuntime(
+  config: SidecarConfig,
+  origin: string,
+  previous: Runtime | undefined,
+  defaultAppPort: number,
+  deps: RuntimeDeps,
+): CompileResult {
+  const problems: ConfigProblem[] = [];
+  const prev: Carried = previous?.carried ?? {
+    breakers: new Map(),
+    bulkheads: new Map(),
+    limiters: new Map(),
+    budgets: new Map(),
+    caches: new Map(),
+    inboundLimit: undefined,
+  };
+  const now = deps.clock.now();
+  const next: Carried = {
+    breakers: new Map(),
+    bulkheads: new Map(),
+    limiters: new Map(),
+    budgets: new Map(),
+    caches: new Map(),
+    inboundLimit: undefined,
+  };
+  // Reconfigurations of carried objects, applied only once the whole config compiled.
+  const commits: (() => void)[] = [];
+  const upstreams: UpstreamRuntime[] = [];
+  const tcpIgnored: string[] = [];
+
+  config.upstreams.forEach((u, i) => {
+    if (u.protocol === "tcp") {
+      tcpIgnored.push(u.name);
+      return;
+    }
+    const at = (field: string) => `upstreams[${i}].${field}`;
+    try {
+      let breaker: BreakerCell | undefined;
+      if (u.circuitBreaker) {
+        const key = breakerKey(u);
+        const old = prev.breakers.get(u.name);
+        breaker =
+          old && old.key === key
+            ? old
+            : new BreakerCell(key, u.name, u.policy, breakerOptions(u.circuitBreaker), deps);
+        next.breakers.set(u.name, breaker);
+      }
+      let bulkhead: Bulkhead | undefined;
+      if (u.bulkhead) {
+        const b = u.bulkhead;
+        const old = prev.bulkheads.get(u.name);
+        if (old) {
+          bulkhead = old;
+          commits.push(() => {
+            old.setQueue(b.maxQueue, b.queueTimeoutMs);
+            old.setLimit(b.maxConcurrent, performance.now());
+          });
+        } else {
+          bulkhead = new Bulkhead({
+            maxConcurrent: b.maxConcurrent,
+            maxQueue: b.maxQueue,
+            queueTimeoutMs: b.queueTimeoutMs,
+          });
+        }
+        next.bulkheads.set(u.name, bulkhead);
+      }
+      let limiter: RateLimiter | undefined;
+      if (u.rateLimit) {
+        const r = u.rateLimit;
+        const old = prev.limiters.get(u.name);
+        if (old) {
+          limiter = old;
+          commits.push(() => old.reconfigure(r.requestsPerSecond, r.burst, now));
+        } else {
+          limiter = new RateLimiter(r.requestsPerSecond, r.burst, now);
+        }
+        next.limiters.set(u.name, limiter);
+      }
+      let budget: RetryBudget | undefined;
+      if (u.retry) {
+        const bc = u.retry.budget;
+        const old = prev.budgets.get(u.name);
+        if (old && old.windowMs === bc.windowMs) {
+          budget = old.budget;
+          commits.push(() => old.budget.configure({ percent: bc.percent, minPerSecond: bc.minPerSecond }));
+        } else {
+          budget = new RetryBudget({
+            percent: bc.percent,
+            minPerSecond: bc.minPerSecond,
+            windowMs: bc.windowMs,
+          });
+        }
+        next.budgets.set(u.name, { windowMs: bc.windowMs, budget });
+      }
+      let cache: ResponseCache | undefined;
+      if (u.fallback?.action.kind === "cache") {
+        const a = u.fallback.action;
+        const key = `${u.host}:${u.port}\0${a.ttlMs}\0${a.maxEntries}`;
+        const old = prev.caches.get(u.name);
+        cache = old && old.key === key ? old.cache : new ResponseCache(a.ttlMs, a.maxEntries);
+        next.caches.set(u.name, { key, cache });
+      }
+      upstreams.push(new UpstreamRuntime(u, breaker, bulkhead, limiter, budget, cache, deps));
+    } catch (err) {
+      problems.push({ path: at("(rule)"), message: (err as Error).message });
+    }
+  });
+
+  let inbound: InboundRuntime;
+  const ib = config.inbound;
+  try {
+    let shedder: LoadShedder | undefined;
+    let limit: AdaptiveLimit | undefined;
+    if (ib?.loadShedding) {
+      const ls = ib.loadShedding;
+      shedder = new LoadShedder({ tiers: ls.tiers, defaultTier: ls.defaultTier });
+      shedder.setSheddingLevel(ls.level);
+      if (ls.adaptive) {
+        const a = ls.adaptive;
+        const key = JSON.stringify(a);
+        const old = prev.inboundLimit;
+        limit =
+          old && old.key === key
+            ? old.limit
+            : createAdaptiveLimit({
+                algorithm: a.algorithm,
+                minLimit: a.minLimit,
+                maxLimit: a.maxLimit,
+                ...(a.algorithm === "vegas" ? { random: deps.random } : {}),
+              });
+        next.inboundLimit = { key, limit };
+      }
+    }
+    let bulkhead: Bulkhead | undefined;
+    if (ib?.bulkhead) {
+      const b = ib.bulkhead;
+      const old = prev.bulkheads.get("\0inbound");
+      if (old) {
+        bulkhead = old;
+        commits.push(() => {
+          old.setQueue(b.maxQueue, b.queueTimeoutMs);
+          old.setLimit(b.maxConcurrent, performance.now());
+        });
+      } else {
+        bulkhead = new Bulkhead({
+          maxConcurrent: b.maxConcurrent,
+          maxQueue: b.maxQueue,
+          queueTimeoutMs: b.queueTimeoutMs,
+        });
+      }
+      next.bulkheads.set("\0inbound", bulkhead);
+    }
+    let limiter: RateLimiter | undefined;
+    if (ib?.rateLimit) {
+      const r = ib.rateLimit;
+      const old = prev.limiters.get("\0inbound");
+      if (old) {
+        limiter = old;
+        commits.push(() => old.reconfigure(r.requestsPerSecond, r.burst, now));
+      } else {
+        limiter = new RateLimiter(r.requestsPerSecond, r.burst, now);
+      }
+      next.limiters.set("\0inbound", limiter);
+    }
+    let fault: FaultOptions | undefined;
+    if (ib?.fault) {
+      fault = {
+        ...(ib.fault.abort ? { abort: ib.fault.abort } : {}),
+        ...(ib.fault.delay ? { delay: ib.fault.delay } : {}),
+      };
+      validateFault(fault);
+    }
+    inbound = new InboundRuntime(
+      ib,
+      ib?.appPort ?? defaultAppPort,
+      shedder,
+      limit,
+      bulkhead,
+      limiter,
+      fault,
+      deps,
+    );
+  } catch (err) {
+    problems.push({ path: "inbound", message: (err as Error).message });
+    inbound = new InboundRuntime(
+      undefined,
+      defaultAppPort,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      deps,
+    );
+  }
+
+  if (problems.length > 0) {
+    // Cells created for this attempt registered gauges; drop the ones the previous runtime does not own.
+    for (const [name, cell] of next.breakers) if (prev.breakers.get(name) !== cell) cell.dispose();
+    return { ok: false, problems };
+  }
+  for (const c of commits) c();
+  for (const [name, cell] of prev.breakers) if (next.breakers.get(name) !== cell) cell.dispose();
+  // Gauges of upstreams (or bulkheads) that left the config.
+  for (const [name] of prev.bulkheads) {
+    if (!next.bulkheads.has(name)) {
+      const upstream = name === "\0inbound" ? "inbound" : name;
+      const policy =
+        name === "\0inbound"
+          ? (previous?.inbound.policy ?? "none")
+          : (previous?.upstreams.find((u) => u.name === name)?.policy ?? "");
+      deps.metrics.bulkheadInflight.remove({ policy, upstream });
+      deps.metrics.bulkheadQueued.remove({ policy, upstream });
+    }
+  }
+  return {
+    ok: true,
+    runtime: new Runtime(config, origin, upstreams, inbound, tcpIgnored, next, deps.namespace, Date.now()),
+  };
+}

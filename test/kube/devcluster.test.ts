@@ -152,6 +152,35 @@ describe("WatchSource on the dev cluster", () => {
     src.stop();
   });
 
+  it("the watchdog abandons a watch request that hangs, then catches up without leaking streams", async () => {
+    const ns = await namespace();
+    await until(() => cluster.watchCount() === 0, 5_000); // earlier tests' streams are closed
+    const events: WatchSourceEvent[] = [];
+    const src = new WatchSource({
+      transport: client.listWatchTransport(cm(ns)),
+      lastSeenLimitMs: 1_000,
+      watchdogIntervalMs: 100,
+      minHealthyWatchMs: 0,
+    });
+    const seen = model(src);
+    src.onEvent((e) => events.push(e));
+    src.start();
+    await src.waitForSync();
+    await until(() => cluster.watchCount() === 1, 5_000);
+
+    cluster.faults.holdWatches(true); // new watch requests get no response headers
+    cluster.faults.dropWatches();
+    await client.create(cm(ns), configMap(ns, "during-hold"));
+    await until(() => events.filter((e) => e.type === "watchdog").length >= 2, 10_000);
+    cluster.faults.holdWatches(false);
+
+    await until(async () => JSON.stringify([...seen]) === JSON.stringify([...(await serverState(ns))]));
+    expect(seen.has("during-hold")).toBe(true);
+    // the abandoned requests were closed once they were answered: one stream, as before
+    await until(() => cluster.watchCount() === 1, 5_000);
+    src.stop();
+  });
+
   it("rides out a burst of 503s with backoff and still syncs", async () => {
     const ns = await namespace();
     await client.create(cm(ns), configMap(ns, "a"));

@@ -11,6 +11,6 @@ export const HTTP_UPSTREAM_DEFAULTS = {
   retryOn: ["connect-failure", "refused-stream", "reset", "gateway-error"],
   /** Non-idempotent methods (POST, PATCH, …) are not retried unless asked. */
   retryNonIdempotent: false,
-  /** A `Retry-After` header on 429/503 sets the next backoff (capped by backoff.max). */
+  /** A `Retry-After` header on 429/503 sets the next wait (within what is left of the timeout). */
   honorRetryAfter: true,
 } as const;

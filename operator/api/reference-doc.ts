@@ -11,7 +11,7 @@ function typeOf(node: SchemaNode): string {
     return `list of ${item.type === "object" && isObject(item.properties) ? "objects" : typeOf(item)}`;
   }
   if (node.type === "object" && isObject(node.additionalProperties)) return "map of string";
-  if (Array.isArray(node.enum)) return node.enum.map((v) => `\`${String(v)}\``).join(" \\| ");
+  if (Array.isArray(node.enum)) return node.enum.map((v) => `\`${String(v)}\``).join(" | ");
   if (node.pattern === "^([0-9]+(\\.[0-9]+)?(ms|h|m|s))+$") return "duration";
   return String(node.type);
 }
@@ -41,7 +41,7 @@ export function renderReference(crd: SchemaNode): string {
     "",
     `Namespaced; short name \`${SHORT_NAMES.join(", ")}\`. Durations are strings such as \`250ms\`, \`5s\`, \`1m30s\`;`,
     "percentages are integers 0–100. Fields marked *HTTP only* are rejected on `protocol: tcp` upstreams.",
-    "Defaults marked *(http)* are filled by Bulwark for HTTP upstreams (they cannot be CRD defaults).",
+    "Defaults marked *Default (http)* are filled in by Bulwark for HTTP upstreams only (a CRD default would also land on tcp upstreams).",
     "",
   ];
   const walk = (path: string, node: SchemaNode) => {

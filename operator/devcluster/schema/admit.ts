@@ -79,3 +79,16 @@ export function strictDecodingMessage(causes: FieldCause[]): string | undefined 
   if (unknown.length === 0) return undefined;
   return `strict decoding error: ${unknown.map((c) => c.message).join(", ")}`;
 }
+
+/**
+ * Applies the schema's defaults to a stored object (the apiserver also defaults on read, so objects pick up
+ * defaults added to the CRD later). Returns a new object; never prunes or validates.
+ */
+export function defaultCustomResource(
+  schema: Record<string, unknown>,
+  object: Record<string, unknown>,
+): Record<string, unknown> {
+  const copy = deepClone(object);
+  applyDefaultsInPlace(copy, schema, true);
+  return copy;
+}

@@ -3,6 +3,8 @@
 // duration, date/date-time → timestamp, byte → bytes); `oldSelf` the correlated old value. Rules that mention
 // `oldSelf` are transition rules and only run when the old value exists (or with `optionalOldSelf`).
 import { Environment, Optional } from "@marcbachmann/cel-js";
+import { checkRuleFields } from "./cel-fields.js";
+import { escapeCelField } from "./cel-names.js";
 import { parseGoDuration, registerKubernetesLibrary } from "./cel-library.js";
 import { formatValue } from "./causes.js";
 import { childPath, indexPath, keyPath, resolveRelativePath } from "./paths.js";
@@ -27,7 +29,7 @@ export interface ValidationRule {
   optionalOldSelf?: boolean;
 }
 
-type Program = (ctx: Record<string, unknown>) => unknown;
+type Program = ((ctx: Record<string, unknown>) => unknown) & { ast?: unknown };
 
 /** A compiled rule, or why it did not compile. */
 export type CompiledRule =
@@ -71,25 +73,33 @@ export function mentionsOldSelf(rule: string): boolean {
 
 const cache = new WeakMap<SchemaNode, Map<string, CompiledRule>>();
 
-/** Compiles a rule of a schema node, cached per (schema node, rule and messageExpression). */
-export function compileRule(node: SchemaNode, rule: ValidationRule): CompiledRule {
+/**
+ * Compiles a rule of a schema node (syntax, overloads, fields read from `self` against the schema), cached per
+ * (schema node, rule, messageExpression). `isRoot` marks the CRD's root schema, where `self.metadata` has only
+ * `name` and `generateName`.
+ */
+export function compileRule(node: SchemaNode, rule: ValidationRule, isRoot = false): CompiledRule {
   let perNode = cache.get(node);
   if (!perNode) {
     perNode = new Map();
     cache.set(node, perNode);
   }
-  const key = `${rule.rule}\u0000${rule.messageExpression ?? ""}`;
+  const key = `${isRoot ? "root" : ""}\u0000${rule.rule}\u0000${rule.messageExpression ?? ""}`;
   const hit = perNode.get(key);
   if (hit) return hit;
   let compiled: CompiledRule;
   const program = compileExpression(rule.rule, "bool");
+  const fieldError = typeof program === "string" ? undefined : checkRuleFields(program.ast, node, isRoot);
   if (typeof program === "string") compiled = { ok: false, error: `compilation failed: ${program}` };
+  else if (fieldError) compiled = { ok: false, error: `compilation failed: ${fieldError}` };
   else {
     let message: Program | undefined;
     let error: string | undefined;
     if (rule.messageExpression !== undefined) {
       const m = compileExpression(rule.messageExpression, "string");
+      const mFieldError = typeof m === "string" ? undefined : checkRuleFields(m.ast, node, isRoot);
       if (typeof m === "string") error = `messageExpression compilation failed: ${m}`;
+      else if (mFieldError) error = `messageExpression compilation failed: ${mFieldError}`;
       else message = m;
     }
     compiled = error
@@ -154,7 +164,8 @@ export function toCelValue(value: unknown, schema: SchemaNode | undefined): unkn
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       if (v === undefined) continue;
-      out[k] = toCelValue(v, props?.[k] ?? (props ? undefined : additional));
+      // Properties are read as (escaped) fields; map keys stay as they are.
+      out[props ? escapeCelField(k) : k] = toCelValue(v, props?.[k] ?? (props ? undefined : additional));
     }
     return out;
   }
@@ -190,8 +201,9 @@ function evaluateRule(
   old: { value: unknown } | undefined,
   path: string,
   causes: FieldCause[],
+  isRoot = false,
 ): void {
-  const compiled = compileRule(node, rule);
+  const compiled = compileRule(node, rule, isRoot);
   const type = schemaType(node) ?? "";
   if (!compiled.ok) {
     causes.push({
@@ -301,7 +313,7 @@ export function runCelRules(
     self = rootView(value);
     oldSelf = old && isPlainObject(old.value) ? { value: rootView(old.value) } : old;
   }
-  for (const r of rulesOf(schema)) evaluateRule(schema, r, self, oldSelf, path, causes);
+  for (const r of rulesOf(schema)) evaluateRule(schema, r, self, oldSelf, path, causes, isRoot);
 }
 
 function rootView(obj: Record<string, unknown>): Record<string, unknown> {

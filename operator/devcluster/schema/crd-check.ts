@@ -144,7 +144,7 @@ function checkNode(s: SchemaNode, path: string, causes: FieldCause[], where: Whe
     causes.push(cause.forbidden(childPath(path, "default"), "must not be set at the root"));
 
   checkListType(s, path, causes);
-  checkRules(s, path, causes);
+  checkRules(s, path, causes, where.root);
   if ("default" in s && !where.inJunctor) checkDefault(s, path, causes);
 
   const props = properties(s);
@@ -216,7 +216,7 @@ function checkListType(s: SchemaNode, path: string, causes: FieldCause[]): void 
   }
 }
 
-function checkRules(s: SchemaNode, path: string, causes: FieldCause[]): void {
+function checkRules(s: SchemaNode, path: string, causes: FieldCause[], isRoot: boolean): void {
   const raw = s["x-kubernetes-validations"];
   if (raw === undefined) return;
   if (!Array.isArray(raw))
@@ -229,7 +229,7 @@ function checkRules(s: SchemaNode, path: string, causes: FieldCause[]): void {
     if (!valid.includes(r as never)) return void causes.push(cause.required(childPath(rp, "rule")));
     const rule = valid[valid.indexOf(r as never)];
     if (!rule) return;
-    const compiled = compileRule(s, rule);
+    const compiled = compileRule(s, rule, isRoot);
     if (!compiled.ok) {
       const field = compiled.error.startsWith("messageExpression")
         ? childPath(rp, "messageExpression")

@@ -2,9 +2,28 @@
 // with an old value, message/messageExpression/fieldPath/reason, runtime errors as causes, the Kubernetes type
 // mapping (integer → int, format duration → duration) and the extension functions registered on cel-js.
 import { describe, expect, it } from "vitest";
-import { admitCustomResource } from "../../../operator/devcluster/schema/index.js";
+import { admitCustomResource, validateCrd } from "../../../operator/devcluster/schema/index.js";
 import { compileRule } from "../../../operator/devcluster/schema/cel.js";
 import { admitSpec, brief } from "./helpers.js";
+
+function crdFor(spec: Record<string, unknown>): Record<string, unknown> {
+  return {
+    metadata: { name: "things.t.example.com" },
+    spec: {
+      group: "t.example.com",
+      scope: "Namespaced",
+      names: { plural: "things", kind: "Thing" },
+      versions: [
+        {
+          name: "v1",
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: "object", properties: { spec } } },
+        },
+      ],
+    },
+  };
+}
 
 function withRules(
   spec: Record<string, unknown>,
@@ -187,6 +206,31 @@ describe("CEL rules", () => {
       object: { apiVersion: "x/v1", kind: "K", metadata: { name: "b" }, spec: {} },
     });
     expect(brief(r)).toEqual([["FieldValueInvalid", ""]]);
+  });
+});
+
+describe("CEL property-name escaping", () => {
+  it("reads dashed, dotted and keyword properties through escaped names; map keys stay plain", () => {
+    const schema = withRules(
+      {
+        type: "object",
+        properties: {
+          "max-rps": { type: "integer" },
+          "a.b": { type: "string" },
+          namespace: { type: "string" },
+          labels: { type: "object", additionalProperties: { type: "string" } },
+        },
+      },
+      [
+        {
+          rule: "self.max__dash__rps == 1 && self.a__dot__b == 'x' && self.__namespace__ == 'n' && self.labels['app-name'] == 'y'",
+        },
+      ],
+    );
+    expect(
+      admitSpec(schema, { "max-rps": 1, "a.b": "x", namespace: "n", labels: { "app-name": "y" } }).causes,
+    ).toEqual([]);
+    expect(validateCrd(crdFor(schema))).toEqual([]);
   });
 });
 

@@ -144,3 +144,51 @@ describe("validateCrd", () => {
     expect(causes.map((c) => c.field)).toEqual(["spec.versions[0].additionalPrinterColumns[0].type"]);
   });
 });
+
+describe("validateCrd: fields read by CEL rules must exist in the schema", () => {
+  const spec = {
+    type: "object",
+    properties: {
+      a: { type: "integer" },
+      ups: { type: "array", items: { type: "object", properties: { name: { type: "string" } } } },
+      labels: { type: "object", additionalProperties: { type: "string" } },
+      free: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+    },
+  };
+  const withRule = (rule: string, root = false): Record<string, unknown> =>
+    root
+      ? crd({ type: "object", properties: { spec }, "x-kubernetes-validations": [{ rule }] })
+      : crd({ type: "object", properties: { spec: { ...spec, "x-kubernetes-validations": [{ rule }] } } });
+
+  it.each([
+    "self.a > 0",
+    "has(self.a)",
+    "self.ups.all(u, u.name != '')",
+    "self.labels.all(k, self.labels[k] != '')",
+    "self.labels['x'] == 'y'",
+    "self.free.anything.goes == 1",
+    "self.ups[0].name == 'x'",
+  ])("accepts %s", (rule) => {
+    expect(validateCrd(withRule(rule))).toEqual([]);
+  });
+
+  it.each([
+    ["self.b > 0", "b"],
+    ["has(self.b)", "b"],
+    ["self.ups.all(u, u.nmae != '')", "nmae"],
+    ["self.ups[0].nope == 1", "nope"],
+  ])("rejects %s (undefined field '%s')", (rule, field) => {
+    const causes = validateCrd(withRule(rule));
+    expect(causes.map((c) => c.field)).toEqual([
+      `${prefix}.properties[spec].x-kubernetes-validations[0].rule`,
+    ]);
+    expect(causes[0]?.message).toContain(`undefined field '${field}'`);
+  });
+
+  it("lets root rules read metadata.name but not other metadata", () => {
+    expect(validateCrd(withRule("self.metadata.name.startsWith('a') && self.spec.a > 0", true))).toEqual([]);
+    expect(validateCrd(withRule("has(self.metadata.labels)", true))[0]?.message).toContain(
+      "undefined field 'labels'",
+    );
+  });
+});

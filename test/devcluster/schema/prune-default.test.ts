@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import {
   admitCustomResource,
+  defaultCustomResource,
   strictDecodingMessage,
   UNKNOWN_FIELD_REASON,
 } from "../../../operator/devcluster/schema/index.js";
@@ -199,5 +200,14 @@ describe("defaulting", () => {
   it("order: defaults are validated like any other value", () => {
     const schema = { type: "object", properties: { n: { type: "integer", default: 0, minimum: 1 } } };
     expect(admitSpec(schema, {}).causes.map((c) => c.field)).toEqual(["spec.n"]);
+  });
+});
+
+describe("defaultCustomResource (defaulting on read)", () => {
+  it("applies defaults without pruning or mutating the input", () => {
+    const stored = obj({ retry: {}, extra: 1 });
+    const out = defaultCustomResource(rootWith(defaulted), stored);
+    expect(out.spec).toMatchObject({ mode: "fast", retry: { attempts: 3 }, extra: 1 });
+    expect(stored.spec).toEqual({ retry: {}, extra: 1 });
   });
 });

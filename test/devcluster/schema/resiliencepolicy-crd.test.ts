@@ -89,6 +89,26 @@ describe.skipIf(!schema)("ResiliencePolicy CRD", () => {
     ]);
   });
 
+  it.skipIf(!examples.some(([n]) => n.startsWith("http-client-retries-breaker")))(
+    "rejects examples/http-client-retries-breaker broken (backoff.max < base, count window of 0) at the rules' fields",
+    () => {
+      const [, doc] = examples.find(([n]) => n.startsWith("http-client-retries-breaker")) ?? ["", {}];
+      const broken = structuredClone(doc) as {
+        spec: { upstreams: Array<Record<string, Record<string, unknown>>> };
+      };
+      const up = broken.spec.upstreams[0]!;
+      (up.retry!.backoff as Record<string, unknown>).max = "1ms";
+      (up.circuitBreaker!.failureRate as Record<string, unknown>).window = { type: "count", size: 0 };
+      const r = admitCustomResource({ schema: s, object: broken, fieldValidation: "Strict" });
+      expect(r.causes.map((c) => [c.reason, c.field])).toEqual(
+        expect.arrayContaining([
+          ["FieldValueInvalid", "spec.upstreams[0].retry.backoff.max"],
+          ["FieldValueInvalid", "spec.upstreams[0].circuitBreaker.failureRate.window.size"],
+        ]),
+      );
+    },
+  );
+
   it("rejects an unknown field under Strict with its path", () => {
     const r = admitCustomResource({
       schema: s,

@@ -174,6 +174,36 @@ describe("LeaderElector", () => {
     expect(store.lease?.spec?.leaseTransitions).toBe(4);
   });
 
+  it("reports each new observed leader once", async () => {
+    const clock = new ManualClock();
+    const store = new FakeLeaseStore();
+    const seen: string[] = [];
+    const mk = (id: string, onNewLeader?: (l: string) => void) =>
+      new LeaderElector({
+        client: store.client(),
+        namespace: "n",
+        name: "l",
+        identity: id,
+        clock,
+        random: () => 0.5,
+        onStartedLeading: () => {},
+        onStoppedLeading: () => {},
+        onNewLeader,
+      });
+    const a = mk("a");
+    const b = mk("b", (l) => seen.push(l));
+    void a.run();
+    await clock.advance(100);
+    void b.run();
+    await clock.advance(20_000);
+    await a.stop();
+    await clock.advance(10_000);
+    expect(seen).toEqual(["a", "b"]); // reported after each try, as client-go does: the empty holder is never seen between
+    expect(b.isLeader).toBe(true);
+    await b.stop();
+    expect(store.lease?.spec?.holderIdentity).toBe("");
+  });
+
   it("rejects timings client-go rejects", () => {
     const base = {
       client: new FakeLeaseStore().client(),

@@ -547,10 +547,10 @@ class OutboundExchange {
       return;
     }
     if (last.kind !== "response") return;
-    if (failed && u.fallbackOn.has("upstream-error") && !u.shadow) {
+    if (failed && this.fallbackReady("upstream-error")) {
       last.res.resume();
       if (await this.tryFallback("upstream-error")) return;
-      // No fallback could serve (e.g. cache miss): the upstream's body is gone, say what happened.
+      // The alternate upstream failed too; the first answer's body is gone, say what happened.
       this.observe(u.m.failure);
       this.respondLocal(last.res.statusCode ?? 502, `upstream ${u.name} answered ${last.res.statusCode}`);
       return;
@@ -658,6 +658,19 @@ class OutboundExchange {
     if (this.clientGone) return;
     if (this.attempts > 0 && !headers.includes(ATTEMPTS)) headers.push(ATTEMPTS, String(this.attempts));
     sendLocal(this.res, status, `bulwark agent: ${message}`, headers);
+  }
+
+  /** Whether a fallback would serve `kind` now (configured for it, enforcing, and for a cache: a hit). */
+  private fallbackReady(kind: FailureKind): boolean {
+    const u = this.u;
+    const fb = u.fallback;
+    if (!fb || !u.fallbackOn.has(kind)) return false;
+    if (u.shadow) {
+      this.shadow(`fallback-${fb.action.kind}`);
+      return false;
+    }
+    if (fb.action.kind !== "cache") return true;
+    return this.req.method === "GET" && u.cache?.lookup(this.cacheKey(), this.deps.clock.now()) !== undefined;
   }
 
   /** Serves the configured fallback for `kind`; false when none applies (not configured, shadow, cache miss). */

@@ -27,12 +27,25 @@ import type { ListWatchTransport, WatchHandle } from "./watch-source.js";
  * Loads a KubeConfig: from `kubeconfigPath` when given (the `--kubeconfig` flag), else in-cluster
  * (the pod's ServiceAccount token and CA), as the contract says for `bulwark operator`.
  */
-export function loadKubeConfig(opts: { kubeconfigPath?: string; context?: string } = {}): KubeConfig {
+export function loadKubeConfig(
+  opts: { kubeconfigPath?: string; context?: string; env?: NodeJS.ProcessEnv } = {},
+): KubeConfig {
   const kc = new KubeConfig();
   if (opts.kubeconfigPath) {
-    kc.loadFromFile(opts.kubeconfigPath);
+    try {
+      kc.loadFromFile(opts.kubeconfigPath);
+    } catch (err) {
+      throw new Error(`kubeconfig ${opts.kubeconfigPath}: ${(err as Error).message}`, { cause: err });
+    }
     if (opts.context) kc.setCurrentContext(opts.context);
   } else {
+    // client-node builds "https://undefined:undefined" outside a pod; say what is wrong instead.
+    const env = opts.env ?? process.env;
+    if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT) {
+      throw new Error(
+        "not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset): pass --kubeconfig FILE",
+      );
+    }
     kc.loadFromCluster();
   }
   if (!kc.getCurrentCluster()) {

@@ -2,11 +2,14 @@
  * The client-node adapter against a tiny in-process HTTP API: auth header, paths, query, content
  * types, error mapping, and the Watch-based transport (events, 410 ERROR events, stop).
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KubeClient, LEASES, PODS, resourcePath } from "../../operator/kube/client.js";
+import { KubeClient, LEASES, PODS, loadKubeConfig, resourcePath } from "../../operator/kube/client.js";
 import { KubeApiError } from "../../operator/kube/types.js";
 import type { WatchEventType } from "../../operator/kube/types.js";
 
@@ -103,6 +106,33 @@ afterAll(async () => {
   watchRes?.end();
   server.closeAllConnections();
   await new Promise<void>((r) => server.close(() => r()));
+});
+
+describe("loadKubeConfig", () => {
+  it("loads a kubeconfig file, and refuses in-cluster mode outside a pod with a clear message", () => {
+    const dir = mkdtempSync(join(tmpdir(), "bulwark-kc-"));
+    const file = join(dir, "kubeconfig");
+    writeFileSync(
+      file,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]",
+        "users: [{name: u, user: {token: t}}]",
+        "contexts: [{name: x, context: {cluster: c, user: u}}]",
+        "current-context: x",
+      ].join("\n"),
+    );
+    try {
+      expect(loadKubeConfig({ kubeconfigPath: file }).getCurrentCluster()?.server).toBe(
+        "https://127.0.0.1:6443",
+      );
+      expect(() => loadKubeConfig({ kubeconfigPath: join(dir, "nope") })).toThrow(/nope/);
+      expect(() => loadKubeConfig({ env: {} })).toThrow(/--kubeconfig/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("resourcePath", () => {

@@ -19,9 +19,6 @@ const RESERVED = new Set([
   "package",
   "namespace",
   "return",
-  "var",
-  "void",
-  "while",
 ]);
 
 export function escapeCelField(name: string): string {

@@ -163,8 +163,8 @@ export function toCelValue(value: unknown, schema: SchemaNode | undefined): unkn
     const additional = schema ? additionalProperties(s) : undefined;
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      if (v === undefined) continue;
-      // Properties are read as (escaped) fields; map keys stay as they are.
+      // Null-valued fields are absent in CEL (`has()` is false); properties are read as (escaped) fields; map keys stay as they are.
+      if (v === undefined || (v === null && props)) continue;
       out[props ? escapeCelField(k) : k] = toCelValue(v, props?.[k] ?? (props ? undefined : additional));
     }
     return out;

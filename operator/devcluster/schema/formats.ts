@@ -10,6 +10,9 @@ const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]
 /** Go `time.ParseDuration` syntax, e.g. `1h30m`, `250ms`, `-1.5s`. */
 export const GO_DURATION = /^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$|^[-+]?0$/;
 
+const SCALA_DURATION =
+  /^[-+]?\d+(\.\d+)?\s*(ns|nanos?|nanoseconds?|us|µs|micros?|microseconds?|ms|millis?|milliseconds?|s|sec|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)$/;
+
 function isIPv6(s: string): boolean {
   if (!/^[0-9a-fA-F:.]+$/.test(s) || !s.includes(":")) return false;
   const double = s.split("::").length - 1;
@@ -27,7 +30,8 @@ const CHECKS: Record<string, (s: string) => boolean> = {
   hostname: (s) => HOSTNAME.test(s),
   ipv4: (s) => IPV4.test(s),
   ipv6: isIPv6,
-  duration: (s) => GO_DURATION.test(s),
+  // Go time.ParseDuration, or the Scala-style "22 ns" / "3 days" kube-openapi also accepts.
+  duration: (s) => GO_DURATION.test(s) || SCALA_DURATION.test(s),
 };
 
 /** True when `s` satisfies `format` (or the format is not one the apiserver checks). */

@@ -165,6 +165,14 @@ describe("CEL rules", () => {
     expect(admitSpec(schema, { t: "6s" }).causes).toHaveLength(1);
   });
 
+  it("treats null-valued (nullable) fields as absent", () => {
+    const schema = withRules({ type: "object", properties: { name: { type: "string", nullable: true } } }, [
+      { rule: "!has(self.name)" },
+    ]);
+    expect(admitSpec(schema, { name: null }).causes).toEqual([]);
+    expect(admitSpec(schema, { name: "x" }).causes).toHaveLength(1);
+  });
+
   it("maps integer fields to CEL int (integer literals compare and add)", () => {
     const schema = withRules(counts, [{ rule: "self.replicas + 1 == 3" }]);
     expect(admitSpec(schema, { replicas: 2 }).causes).toEqual([]);

@@ -222,6 +222,12 @@ describe("schema validation keywords", () => {
     expect(admitSpec({ "x-kubernetes-int-or-string": true }, 3).causes).toEqual([]);
   });
 
+  it("format duration accepts Go and Scala-style durations", () => {
+    for (const d of ["1h30m", "250ms", "22 ns", "3 days"])
+      expect(admitSpec({ type: "string", format: "duration" }, d).causes).toEqual([]);
+    expect(admitSpec({ type: "string", format: "duration" }, "soon").causes).toHaveLength(1);
+  });
+
   it("nullable: true accepts null and keeps it", () => {
     const r = admitSpec(
       { type: "object", properties: { a: { type: "string", nullable: true } } },

@@ -3,7 +3,7 @@
 // stays small and every value has a limit.
 import { z } from "zod";
 import { DURATION_MAX_LENGTH, DURATION_PATTERN } from "./duration.js";
-import { RULES, withRules } from "./rules.js";
+import { RULES, withRules, type Rule } from "./rules.js";
 
 /** A duration string (`250ms`, `5s`, `1m30s`) between 1ms and 1h. */
 export function duration() {
@@ -52,10 +52,9 @@ export function httpStatus() {
   return z.int().min(100).max(599);
 }
 
-/** A string → string map with at most `max` entries, keys and values bounded. */
-export function boundedMap(max: number, keyMaxLength: number, valueMaxLength: number) {
-  return z
-    .record(z.string().min(1).max(keyMaxLength), z.string().max(valueMaxLength))
+/** A string → string map with at most `max` entries, values bounded, keys bounded by `keyRule`. */
+export function boundedMap(max: number, keyRule: Rule<Record<string, string>>, valueMaxLength: number) {
+  return withRules(z.record(z.string(), z.string().max(valueMaxLength)), [keyRule])
     .refine((m) => Object.keys(m).length <= max, { message: `must have at most ${max} entries` })
     .meta({ maxProperties: max });
 }

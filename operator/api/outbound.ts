@@ -214,7 +214,7 @@ export const CircuitBreaker = withRules(
 export const StaticResponse = z
   .strictObject({
     status: httpStatus().default(200).describe("HTTP status of the canned response."),
-    headers: boundedMap(32, 256, 4096).optional().describe("Response headers. Unset: none."),
+    headers: boundedMap(32, RULES.headerNames, 4096).optional().describe("Response headers. Unset: none."),
     body: z.string().max(65_536).default("").describe("Response body (at most 64 KiB)."),
   })
   .describe("Answer with a canned response. HTTP only.");

@@ -127,6 +127,19 @@ function durationBetween(id: string, min: string, max: string): Rule<string> {
   };
 }
 
+/** Bounds the keys of a string map (the CRD schema cannot bound map keys itself). */
+function mapKeysUpTo(id: string, max: number): Rule<Record<string, string>> {
+  const text = `keys must be 1 to ${max} characters long`;
+  return {
+    id,
+    at: "(string maps)",
+    rule: `self.all(k, size(k) >= 1 && size(k) <= ${max})`,
+    messageExpression: lit(text),
+    check: (m) => Object.keys(m).every((k) => k.length >= 1 && k.length <= max),
+    message: () => text,
+  };
+}
+
 /** Fields that only mean something for HTTP upstreams, forbidden on `protocol: tcp`. */
 export const HTTP_ONLY_FIELDS = [
   "timeout",
@@ -181,6 +194,8 @@ export const RULES = {
   ),
   durationUpTo1h: durationBetween("duration-1ms-1h", "1ms", "1h"),
   durationUpTo24h: durationBetween("duration-1s-24h", "1s", "24h"),
+  labelKeys: mapKeysUpTo("label-keys-1-317", 317),
+  headerNames: mapKeysUpTo("header-names-1-256", 256),
 
   perTryTimeoutLteTimeout: {
     id: "per-try-timeout-lte-timeout",

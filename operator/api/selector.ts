@@ -22,7 +22,7 @@ export const LabelSelectorRequirement = withRules(
 
 export const PodSelector = z
   .strictObject({
-    matchLabels: boundedMap(64, 317, 63)
+    matchLabels: boundedMap(64, RULES.labelKeys, 63)
       .optional()
       .describe("Labels a pod must carry, all of them (key: value). Unset: no label constraint."),
     matchExpressions: z

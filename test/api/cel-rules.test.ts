@@ -76,6 +76,20 @@ const CASES: Case[] = [
     message: "must be between 1s and 24h",
   },
   {
+    rule: "label-keys-1-317",
+    fail: { "spec.selector.matchLabels": { app: "checkout", ["k".repeat(318)]: "v" } },
+    pass: { "spec.selector.matchLabels": { app: "checkout", ["k".repeat(317)]: "v" } },
+    path: "spec.selector.matchLabels",
+    message: "keys must be 1 to 317 characters long",
+  },
+  {
+    rule: "header-names-1-256",
+    fail: { [`${U0}.fallback.static.headers`]: { "": "x" } },
+    pass: { [`${U0}.fallback.static.headers`]: { "x-degraded": "1" } },
+    path: `${U0}.fallback.static.headers`,
+    message: "keys must be 1 to 256 characters long",
+  },
+  {
     rule: "per-try-timeout-lte-timeout",
     fail: { [`${U0}.retry.perTryTimeout`]: "3s" },
     pass: { [`${U0}.retry.perTryTimeout`]: "2s" },

@@ -7,7 +7,8 @@ import {
   type SidecarConfig,
   type UpstreamConfig,
 } from "../api/sidecar-config.js";
-import { contentVersion } from "./config-version.js";
+import { createHash } from "node:crypto";
+import { stableJson } from "./config-version.js";
 import { lowerInbound, lowerUpstream, type PodQuota } from "./lower.js";
 import type { PodInfo } from "./pod.js";
 import type { CompilablePolicy } from "./policy.js";
@@ -55,9 +56,9 @@ export function compilePod(
   const ordered = [...policies].sort(comparePrecedence);
   const inForce = new Map<string, RuleLabel[]>();
   const lost = new Map<string, RuleLoss[]>();
-  const upstreams: UpstreamConfig[] = [];
+  const upstreams: Lowered<UpstreamConfig>[] = [];
   const claims = new Map<string, CompilablePolicy>(); // collision key → the policy holding it
-  let inbound: SidecarConfig["inbound"];
+  let inbound: Lowered<NonNullable<SidecarConfig["inbound"]>> | undefined;
   let inboundOwner: CompilablePolicy | undefined;
 
   const win = (p: CompilablePolicy, rule: RuleLabel) => push(inForce, p.key, rule);
@@ -78,7 +79,8 @@ export function compilePod(
         continue;
       }
       for (const k of keys) claims.set(k, policy);
-      upstreams.push(lowerUpstream(rule, origin, allocation.quota(policy.key, rule.name)));
+      const quota = allocation.quota(policy.key, rule.name);
+      upstreams.push(memo(rule, variant(origin, quota), () => lowerUpstream(rule, origin, quota)));
       win(policy, label);
     }
     if (policy.spec.inbound) {
@@ -86,11 +88,11 @@ export function compilePod(
         lose(policy, INBOUND_RULE, inboundOwner);
       } else {
         inboundOwner = policy;
-        inbound = lowerInbound(
-          policy.spec.inbound,
-          origin,
-          allocation.quota(policy.key, INBOUND_RULE),
-          allocation.sheddingLevel(policy.key),
+        const rule = policy.spec.inbound;
+        const quota = allocation.quota(policy.key, INBOUND_RULE);
+        const level = allocation.sheddingLevel(policy.key);
+        inbound = memo(rule, `${variant(origin, quota)}|${level}`, () =>
+          lowerInbound(rule, origin, quota, level),
         );
         win(policy, INBOUND_RULE);
       }
@@ -98,28 +100,63 @@ export function compilePod(
   }
 
   // Upstreams sorted by name: the agent matches by host, so order carries no meaning and must not move the hash.
-  upstreams.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const body = { upstreams, ...(inbound ? { inbound } : {}) };
+  upstreams.sort((a, b) => (a.value.name < b.value.name ? -1 : a.value.name > b.value.name ? 1 : 0));
+  // The version hashes the same text stableJson would give for { inbound, upstreams }, assembled from the
+  // rules' cached JSON so a full compile of thousands of pods does not re-serialise identical rules.
+  const json = `{${inbound ? `"inbound":${inbound.json},` : ""}"upstreams":[${upstreams.map((u) => u.json).join(",")}]}`;
   const config: SidecarConfig = {
     apiVersion: SIDECAR_CONFIG_API_VERSION,
     kind: "SidecarConfig",
-    version: contentVersion(body),
+    version: hashVersion(json),
     pod: { namespace: pod.namespace, name: pod.name },
-    ...body,
+    upstreams: upstreams.map((u) => u.value),
+    ...(inbound ? { inbound: inbound.value } : {}),
   };
   return { config, outcome: { inForce, lost } };
 }
 
 /** The config of a pod no policy selects: the agent passes traffic through. */
 export function emptyConfig(pod: { namespace: string; name: string }): SidecarConfig {
-  const body = { upstreams: [] };
   return {
     apiVersion: SIDECAR_CONFIG_API_VERSION,
     kind: "SidecarConfig",
-    version: contentVersion(body),
+    version: hashVersion(stableJson({ upstreams: [] })),
     pod: { namespace: pod.namespace, name: pod.name },
-    ...body,
+    upstreams: [],
   };
+}
+
+/** The config version: the first 16 hex digits of the SHA-256 of the config body's stable JSON. */
+function hashVersion(json: string): string {
+  return createHash("sha256").update(json).digest("hex").slice(0, 16);
+}
+
+interface Lowered<T> {
+  readonly value: T;
+  readonly json: string;
+}
+
+/**
+ * Lowered rules by rule object and variant (origin, quota, level). A policy's spec objects live as long as
+ * that generation of the policy, so the WeakMap forgets them with it; lowering is pure, so memoising it
+ * cannot change a result.
+ */
+const lowered = new WeakMap<object, Map<string, Lowered<unknown>>>();
+
+function memo<T>(rule: object, key: string, lower: () => T): Lowered<T> {
+  let variants = lowered.get(rule);
+  if (!variants) lowered.set(rule, (variants = new Map()));
+  let hit = variants.get(key) as Lowered<T> | undefined;
+  if (!hit) {
+    const value = lower();
+    hit = { value, json: stableJson(value) };
+    variants.set(key, hit);
+  }
+  return hit;
+}
+
+function variant(origin: { policy: string; mode: string }, quota: PodQuota | undefined): string {
+  return `${origin.policy}|${origin.mode}|${quota?.concurrency ?? ""}|${quota?.requestsPerSecond ?? ""}`;
 }
 
 function collisionKeys(rule: { name: string; host: string; port: number; listenPort?: number | undefined }) {

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { loadPolicies } from "../../operator/api/documents.js";
 import { parseSidecarConfig } from "../../operator/api/sidecar-config.js";
 import { validatePolicy } from "../../operator/api/validate.js";
+import { contentVersion } from "../../operator/compiler/config-version.js";
 import { compilablePolicy, type CompilablePolicy } from "../../operator/compiler/policy.js";
 import { compile, PolicyCompiler } from "../../operator/compiler/policy-compiler.js";
 import type { PodInfo } from "../../operator/compiler/pod.js";
@@ -244,6 +245,12 @@ describe("compile: versions", () => {
       [...two.configs.values()].map((c) => c.version),
     );
     expect(one.results.get("shop/a")?.configVersion).toBe(two.results.get("shop/a")?.configVersion);
+  });
+
+  it("the version is the content hash of the config body (what a reader can recompute)", () => {
+    const ps = [policy("a", { selector: {}, upstreams: [payments], inbound: { port: 8080 } })];
+    const config = compile(ps, checkoutPods).configs.get("shop/checkout-1");
+    expect(config?.version).toBe(contentVersion({ upstreams: config?.upstreams, inbound: config?.inbound }));
   });
 
   it("changes the version exactly when behaviour changes", () => {

@@ -176,8 +176,12 @@ export class Controller {
         this.queue.forget(key);
         break;
       case "requeueAfter":
-        this.queue.forget(key);
-        this.queue.addAfter(key, result.afterMs);
+        if (result.afterMs > 0) {
+          this.queue.forget(key);
+          this.queue.addAfter(key, result.afterMs);
+        } else {
+          this.queue.addRateLimited(key); // "again now" must not become a hot loop
+        }
         break;
       case "error":
         this.logger?.error("reconcile failed; retrying with backoff", {

@@ -8,7 +8,7 @@
  * | result                  | the controller                                                   |
  * | ----------------------- | ---------------------------------------------------------------- |
  * | `done`                  | forgets the key's failures; nothing is scheduled                 |
- * | `requeueAfter(ms)`      | forgets the failures, adds the key back after `ms` (time-based work) |
+ * | `requeueAfter(ms)`      | forgets the failures, adds the key back after `ms` (time-based work); 0 → rate-limited |
  * | `error(cause)`          | adds the key back rate-limited: per-key exponential backoff      |
  * | `terminal(cause)`       | counts an error, forgets the key, never retries (e.g. invalid spec) |
  *
@@ -30,7 +30,8 @@ export function done(): ReconcileResult {
 
 /**
  * Look again after `ms` milliseconds even if nothing changes (expiries, periodic checks).
- * A non-positive or non-finite delay is treated as an immediate requeue (0 ms).
+ * A non-positive or non-finite delay becomes 0, which the controller treats as a rate-limited
+ * requeue (controller-runtime's deprecated `Requeue: true`), so it can never hot-loop.
  */
 export function requeueAfter(ms: number): ReconcileResult {
   return { kind: "requeueAfter", afterMs: Number.isFinite(ms) && ms > 0 ? ms : 0 };

@@ -164,7 +164,10 @@ export class WorkQueue {
     }
   }
 
-  /** `shutDown()`, then waits until every key handed out has been `done`. */
+  /**
+   * `shutDown()`, then waits until every key handed out, and every key still queued at shutdown,
+   * has been `done`. Needs workers still calling `get()` (the controller's do, until it is empty).
+   */
   async shutDownWithDrain(): Promise<void> {
     this.shutDown();
     if (this.processing.size === 0 && this.readyLength() === 0) return;

@@ -148,6 +148,18 @@ describe("Controller", () => {
     expect(rec.results).toEqual(["requeue", "requeue", "success"]);
   });
 
+  it("treats requeueAfter(0) as a rate-limited requeue, never a hot loop", async () => {
+    const times: number[] = [];
+    const { clock, c } = setup(() => {
+      times.push(clock.now());
+      return times.length < 5 ? requeueAfter(0) : done();
+    });
+    const t0 = clock.now();
+    c.enqueue("k");
+    await clock.advance(1_000);
+    expect(times.map((t) => t - t0)).toEqual([0, 5, 15, 35, 75]);
+  });
+
   it("does not retry terminal errors, returned or thrown, but counts them as errors", async () => {
     let calls = 0;
     const { clock, c, rec } = setup((key) => {

@@ -21,8 +21,11 @@ const RESERVED = new Set([
   "return",
 ]);
 
+const PLAIN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 export function escapeCelField(name: string): string {
   if (RESERVED.has(name)) return `__${name}__`;
+  if (PLAIN.test(name) && !name.includes("__")) return name;
   return name
     .replace(/__/g, "__underscores__")
     .replace(/\./g, "__dot__")

@@ -135,8 +135,30 @@ export function rulesOf(schema: SchemaNode): ValidationRule[] {
   return raw.filter((r): r is ValidationRule => isPlainObject(r) && typeof r.rule === "string");
 }
 
+/** Conversions already made during one admission, per (JSON object or array, schema node). */
+export type ConversionCache = WeakMap<object, Map<SchemaNode | undefined, unknown>>;
+
 /** Converts a JSON value into the CEL value Kubernetes gives `self` for that schema. */
-export function toCelValue(value: unknown, schema: SchemaNode | undefined): unknown {
+export function toCelValue(value: unknown, schema: SchemaNode | undefined, cache?: ConversionCache): unknown {
+  if (cache && typeof value === "object" && value !== null) {
+    let perValue = cache.get(value);
+    if (!perValue) {
+      perValue = new Map();
+      cache.set(value, perValue);
+    }
+    if (perValue.has(schema)) return perValue.get(schema);
+    const converted = convert(value, schema, cache);
+    perValue.set(schema, converted);
+    return converted;
+  }
+  return convert(value, schema, cache);
+}
+
+function convert(
+  value: unknown,
+  schema: SchemaNode | undefined,
+  cache: ConversionCache | undefined,
+): unknown {
   if (value === null || value === undefined) return null;
   const s = schema ?? {};
   if (typeof value === "number") {
@@ -156,7 +178,7 @@ export function toCelValue(value: unknown, schema: SchemaNode | undefined): unkn
   }
   if (Array.isArray(value)) {
     const itemSchema = schema ? items(s) : undefined;
-    return value.map((v) => toCelValue(v, itemSchema));
+    return value.map((v) => toCelValue(v, itemSchema, cache));
   }
   if (isPlainObject(value)) {
     const props = schema ? properties(s) : undefined;
@@ -165,7 +187,11 @@ export function toCelValue(value: unknown, schema: SchemaNode | undefined): unkn
     for (const [k, v] of Object.entries(value)) {
       // Null-valued fields are absent in CEL (`has()` is false); properties are read as (escaped) fields; map keys stay as they are.
       if (v === undefined || (v === null && props)) continue;
-      out[props ? escapeCelField(k) : k] = toCelValue(v, props?.[k] ?? (props ? undefined : additional));
+      out[props ? escapeCelField(k) : k] = toCelValue(
+        v,
+        props?.[k] ?? (props ? undefined : additional),
+        cache,
+      );
     }
     return out;
   }
@@ -201,7 +227,8 @@ function evaluateRule(
   old: { value: unknown } | undefined,
   path: string,
   causes: FieldCause[],
-  isRoot = false,
+  isRoot: boolean,
+  cache: ConversionCache,
 ): void {
   const compiled = compileRule(node, rule, isRoot);
   const type = schemaType(node) ?? "";
@@ -214,9 +241,9 @@ function evaluateRule(
     return;
   }
   if (compiled.isTransition && !old && rule.optionalOldSelf !== true) return;
-  const ctx: Record<string, unknown> = { self: toCelValue(self, node) };
+  const ctx: Record<string, unknown> = { self: toCelValue(self, node, cache) };
   if (compiled.isTransition) {
-    const oldCel = old ? toCelValue(old.value, node) : undefined;
+    const oldCel = old ? toCelValue(old.value, node, cache) : undefined;
     ctx.oldSelf = rule.optionalOldSelf === true ? (old ? Optional.of(oldCel) : Optional.none()) : oldCel;
   }
   let result: unknown;
@@ -281,6 +308,7 @@ export function runCelRules(
   path: string,
   causes: FieldCause[],
   isRoot = false,
+  cache: ConversionCache = new WeakMap(),
 ): void {
   if (value === undefined) return;
   if (Array.isArray(value)) {
@@ -289,7 +317,7 @@ export function runCelRules(
       const isMap = schema["x-kubernetes-list-type"] === "map";
       value.forEach((v, i) => {
         const o = isMap && old ? correlateListMap(old.value, schema, v) : undefined;
-        runCelRules(v, itemSchema, o, indexPath(path, i), causes);
+        runCelRules(v, itemSchema, o, indexPath(path, i), causes, false, cache);
       });
     }
   } else if (isPlainObject(value)) {
@@ -300,12 +328,12 @@ export function runCelRules(
       if (isRoot && (k === "metadata" || k === "apiVersion" || k === "kind")) continue;
       const o = oldObj && k in oldObj ? { value: oldObj[k] } : undefined;
       const p = props?.[k];
-      if (p) runCelRules(v, p, o, childPath(path, k), causes);
-      else if (additional && !props) runCelRules(v, additional, o, keyPath(path, k), causes);
+      if (p) runCelRules(v, p, o, childPath(path, k), causes, false, cache);
+      else if (additional && !props) runCelRules(v, additional, o, keyPath(path, k), causes, false, cache);
     }
   }
   for (const sub of schemaList(schema.allOf))
-    for (const r of rulesOf(sub)) evaluateRule(sub, r, value, old, path, causes);
+    for (const r of rulesOf(sub)) evaluateRule(sub, r, value, old, path, causes, false, cache);
   let self = value;
   let oldSelf = old;
   if (isRoot && isPlainObject(value)) {
@@ -313,7 +341,7 @@ export function runCelRules(
     self = rootView(value);
     oldSelf = old && isPlainObject(old.value) ? { value: rootView(old.value) } : old;
   }
-  for (const r of rulesOf(schema)) evaluateRule(schema, r, self, oldSelf, path, causes, isRoot);
+  for (const r of rulesOf(schema)) evaluateRule(schema, r, self, oldSelf, path, causes, isRoot, cache);
 }
 
 function rootView(obj: Record<string, unknown>): Record<string, unknown> {

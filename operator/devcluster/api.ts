@@ -140,7 +140,8 @@ export class Api {
       const key = `${String(m.namespace ?? "")}/${String(m.name)}`;
       if (startAfter !== undefined && key <= startAfter) continue;
       if (opts.label && !opts.label((isObj(m.labels) ? m.labels : {}) as Record<string, string>)) continue;
-      const v = this.view(t, clone(raw));
+      // stored objects already carry their own apiVersion/kind: no copy unless converted
+      const v = t.fromStored ? this.view(t, clone(raw)) : raw;
       if (opts.field && !opts.field(v)) continue;
       if (opts.limit !== undefined && opts.limit > 0 && items.length >= opts.limit) {
         remaining++;
@@ -670,6 +671,20 @@ export class Api {
       }
     }
     return { kind: t.listKind, apiVersion: apiVersionOf(t), metadata: { resourceVersion: rv }, items: out };
+  }
+
+  /** PUT namespaces/<name>/finalize: replaces spec.finalizers (the namespace controller's hand-off). */
+  finalizeNamespace(info: RequestInfo, body: unknown): Obj {
+    const t = info.type;
+    const name = info.name ?? "";
+    const cur = this.stored(t, undefined, name);
+    if (!cur) throw notFound(t.group, t.resource, name);
+    const spec = isObj(body) && isObj(body.spec) ? body.spec : {};
+    cur.spec = {
+      ...(isObj(cur.spec) ? cur.spec : {}),
+      finalizers: Array.isArray(spec.finalizers) ? spec.finalizers : [],
+    };
+    return this.commit(info, "MODIFIED", cur);
   }
 
   deletedStatus(t: ResourceType, o: Obj): Obj {

@@ -76,8 +76,17 @@ export function prepareCrd(obj: Obj, old: Obj | undefined): void {
   };
 }
 
+interface OwnerRef {
+  storeKey: string;
+  ns: string | undefined;
+  name: string;
+  uid: string;
+}
+
 export class Controllers {
   private readonly pendingNs = new Set<string>();
+  /** Owners deleted with propagationPolicy=Foreground, waiting for their dependents to go. */
+  private readonly foreground = new Map<string, OwnerRef>();
 
   constructor(
     private readonly store: Store,
@@ -139,6 +148,15 @@ export class Controllers {
     if (evType === "DELETED" && str(m.uid)) {
       const uid = String(m.uid);
       this.schedule(() => this.collectDependents(uid));
+      if (this.foreground.size > 0) this.schedule(() => this.reconcileForeground());
+    }
+    if (evType === "MODIFIED" && m.deletionTimestamp && Array.isArray(m.finalizers)) {
+      const ref = { storeKey: t.storeKey, ns: str(m.namespace), name: String(m.name), uid: String(m.uid) };
+      if (m.finalizers.includes("orphan")) this.schedule(() => this.orphanDependents(ref));
+      if (m.finalizers.includes("foregroundDeletion")) {
+        this.foreground.set(ref.uid, ref);
+        this.schedule(() => this.reconcileForeground());
+      }
     }
     if (t.resource === "namespaces" && !t.group && m.deletionTimestamp) this.pendingNs.add(String(m.name));
     if (
@@ -188,6 +206,70 @@ export class Controllers {
     const evType = (cm.finalizers as unknown[]).length === 0 ? "DELETED" : "MODIFIED";
     const stored = this.store.commit(crdType.storeKey, evType, current);
     this.afterCommit(crdType, evType, stored);
+  }
+
+  /** Objects whose ownerReferences name `uid`. */
+  private dependentsOf(uid: string): { t: ResourceType; o: Obj }[] {
+    const out: { t: ResourceType; o: Obj }[] = [];
+    for (const key of this.store.storeKeys()) {
+      for (const o of this.store.listRaw(key)) {
+        const refs = meta(o).ownerReferences;
+        if (Array.isArray(refs) && refs.some((r) => isObj(r) && r.uid === uid)) {
+          const t = this.registry.byStoreKey(key);
+          if (t) out.push({ t, o });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Drops a finalizer the controllers own; the object goes when it was the last one. */
+  private dropFinalizer(ref: OwnerRef, finalizer: string): void {
+    const cur = this.store.get(ref.storeKey, ref.ns, ref.name);
+    if (!cur || meta(cur).uid !== ref.uid) return;
+    const m = meta(cur);
+    const rest = (Array.isArray(m.finalizers) ? m.finalizers : []).filter((f) => f !== finalizer);
+    m.finalizers = rest;
+    if (rest.length === 0) delete m.finalizers;
+    const evType = rest.length === 0 && m.deletionTimestamp ? "DELETED" : "MODIFIED";
+    const stored = this.store.commit(ref.storeKey, evType, cur);
+    const t = this.registry.byStoreKey(ref.storeKey);
+    if (t) this.afterCommit(t, evType, stored);
+  }
+
+  /** Orphan propagation: dependents lose the ownerReference, then the owner goes. */
+  private orphanDependents(ref: OwnerRef): void {
+    for (const { t, o } of this.dependentsOf(ref.uid)) {
+      const m = meta(o);
+      const copy = structuredClone(o);
+      const refs = (m.ownerReferences as unknown[]).filter((r) => !(isObj(r) && r.uid === ref.uid));
+      if (refs.length === 0) delete meta(copy).ownerReferences;
+      else meta(copy).ownerReferences = refs;
+      this.store.commit(t.storeKey, "MODIFIED", copy);
+    }
+    this.dropFinalizer(ref, "orphan");
+  }
+
+  /** Foreground propagation: dependents are deleted first; the owner goes when none is left. */
+  private async reconcileForeground(): Promise<void> {
+    for (const [uid, ref] of [...this.foreground]) {
+      const deps = this.dependentsOf(uid);
+      if (deps.length === 0) {
+        this.foreground.delete(uid);
+        this.dropFinalizer(ref, "foregroundDeletion");
+        continue;
+      }
+      for (const { t, o } of deps) {
+        if (meta(o).deletionTimestamp) continue;
+        try {
+          await this.api().delete(this.info(t, str(meta(o).namespace), String(meta(o).name)), {
+            propagationPolicy: "Background",
+          });
+        } catch {
+          // raced
+        }
+      }
+    }
   }
 
   /** Background garbage collection: dependents whose owners are all gone are deleted. */
@@ -247,11 +329,23 @@ export class Controllers {
         }
       }
       if (remaining === 0 || this.countIn(ns) === 0) {
-        this.pendingNs.delete(ns);
         const cur = this.store.get("/namespaces", undefined, ns);
-        if (cur) {
-          if (isObj(cur.spec)) cur.spec.finalizers = [];
+        if (!cur) {
+          this.pendingNs.delete(ns);
+          continue;
+        }
+        // the namespace controller owns the "kubernetes" finalizer; others hold the namespace until they
+        // hand off through the finalize subresource
+        const spec = isObj(cur.spec) ? cur.spec : {};
+        const rest = (Array.isArray(spec.finalizers) ? spec.finalizers : []).filter(
+          (f) => f !== "kubernetes",
+        );
+        cur.spec = { ...spec, finalizers: rest };
+        if (rest.length === 0) {
+          this.pendingNs.delete(ns);
           this.store.commit("/namespaces", "DELETED", cur);
+        } else if (Array.isArray(spec.finalizers) && spec.finalizers.includes("kubernetes")) {
+          this.store.commit("/namespaces", "MODIFIED", cur);
         }
       }
     }

@@ -327,13 +327,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
     }
     if (sub === "finalize") {
       if (method !== "PUT") throw methodNotAllowed();
-      const body = await readObjectBody(req);
-      const cur = api.get(info);
-      cur.spec =
-        isObj(body) && isObj(body.spec)
-          ? { ...(isObj(cur.spec) ? cur.spec : {}), finalizers: body.spec.finalizers ?? [] }
-          : cur.spec;
-      sendJson(res, 200, cur);
+      sendJson(res, 200, api.finalizeNamespace(info, await readObjectBody(req)));
       return;
     }
 

@@ -196,6 +196,67 @@ describe("namespaces and garbage collection", () => {
   });
 });
 
+describe("propagation policies (https://kubernetes.io/docs/concepts/architecture/garbage-collection/#cascading-deletion)", () => {
+  const mk = async (name: string, ownerUid?: string, ownerName?: string) =>
+    h.request("POST", "/api/v1/namespaces/default/configmaps", {
+      body: {
+        metadata: {
+          name,
+          ...(ownerUid
+            ? { ownerReferences: [{ apiVersion: "v1", kind: "ConfigMap", name: ownerName, uid: ownerUid }] }
+            : {}),
+        },
+      },
+    });
+  const exists = async (name: string) =>
+    (await h.request("GET", `/api/v1/namespaces/default/configmaps/${name}`)).status === 200;
+
+  it("Orphan keeps dependents and strips their ownerReferences", async () => {
+    const owner = await mk("orphan-owner");
+    await mk("orphan-dep", (owner.json.metadata as AnyObj).uid as string, "orphan-owner");
+    await h.request("DELETE", "/api/v1/namespaces/default/configmaps/orphan-owner", {
+      body: { propagationPolicy: "Orphan" },
+    });
+    await until("owner gone", async () => (!(await exists("orphan-owner")) ? true : undefined));
+    const dep = await h.request("GET", "/api/v1/namespaces/default/configmaps/orphan-dep");
+    expect(dep.status).toBe(200);
+    expect((dep.json.metadata as AnyObj).ownerReferences).toBeUndefined();
+  });
+
+  it("Foreground deletes dependents first, then the owner", async () => {
+    const owner = await mk("fg-owner");
+    await mk("fg-dep", (owner.json.metadata as AnyObj).uid as string, "fg-owner");
+    const del = await h.request("DELETE", "/api/v1/namespaces/default/configmaps/fg-owner", {
+      body: { propagationPolicy: "Foreground" },
+    });
+    expect((del.json.metadata as AnyObj).finalizers).toContain("foregroundDeletion");
+    await until("both gone", async () =>
+      !(await exists("fg-owner")) && !(await exists("fg-dep")) ? true : undefined,
+    );
+  });
+
+  it("a namespace with its own spec finalizer waits for the finalize hand-off", async () => {
+    await h.request("POST", "/api/v1/namespaces", { body: { metadata: { name: "fin" } } });
+    const ns = await h.request("PUT", "/api/v1/namespaces/fin/finalize", {
+      body: { metadata: { name: "fin" }, spec: { finalizers: ["kubernetes", "example.bulwark.dev/ns"] } },
+    });
+    expect(ns.status).toBe(200);
+    await h.request("DELETE", "/api/v1/namespaces/fin");
+    await until("kubernetes finalizer dropped", async () => {
+      const r = await h.request("GET", "/api/v1/namespaces/fin");
+      return JSON.stringify((r.json.spec as AnyObj).finalizers) === '["example.bulwark.dev/ns"]'
+        ? true
+        : undefined;
+    });
+    await h.request("PUT", "/api/v1/namespaces/fin/finalize", {
+      body: { metadata: { name: "fin" }, spec: { finalizers: [] } },
+    });
+    await until("namespace gone", async () =>
+      (await h.request("GET", "/api/v1/namespaces/fin")).status === 404 ? true : undefined,
+    );
+  });
+});
+
 describe("service account tokens", () => {
   it("TokenRequest issues a pod-bound token that TokenReview accepts until the pod goes", async () => {
     await h.request("POST", "/api/v1/namespaces/default/serviceaccounts", {
@@ -358,6 +419,55 @@ describe("fault injection", () => {
     const codes = [];
     for (let i = 0; i < 3; i++) codes.push((await h.request("GET", "/api/v1/namespaces")).status);
     expect(codes).toEqual([429, 429, 200]);
+  });
+});
+
+describe("watch extras", () => {
+  it("sends BOOKMARK events when asked (https://kubernetes.io/docs/reference/using-api/api-concepts/#watch-bookmarks)", async () => {
+    const c = await startHarness({ bookmarkIntervalSeconds: 0.2 });
+    try {
+      const r = await c.request(
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=1&resourceVersion=1",
+      );
+      const events = r.text
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as AnyObj);
+      expect(
+        events.some(
+          (e) => e.type === "BOOKMARK" && e.object.kind === "ConfigMap" && e.object.metadata.resourceVersion,
+        ),
+      ).toBe(true);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("a restart keeps objects, loses watch history (410 on resume) and serves again", async () => {
+    const c = await startHarness();
+    try {
+      await c.request("POST", "/api/v1/namespaces/default/configmaps", {
+        body: { metadata: { name: "survivor" } },
+      });
+      const rv = String(c.cluster.resourceVersion());
+      await c.request("POST", "/api/v1/namespaces/default/configmaps", {
+        body: { metadata: { name: "later" } },
+      });
+      expect((await c.request("POST", "/_bulwark/faults", { body: { action: "restart" } })).status).toBe(200);
+      const got = await until("serving after restart", async () => {
+        const r = await c.request("GET", "/api/v1/namespaces/default/configmaps/survivor");
+        return r.status === 200 ? r : undefined;
+      });
+      expect((got.json.metadata as AnyObj).name).toBe("survivor");
+      const w = await c.request("GET", `/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=${rv}`);
+      expect(JSON.parse(w.text.split("\n")[0] ?? "{}")).toMatchObject({
+        type: "ERROR",
+        object: { code: 410 },
+      });
+    } finally {
+      await c.stop();
+    }
   });
 });
 

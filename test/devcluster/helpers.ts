@@ -82,6 +82,7 @@ export async function startHarness(opts: DevClusterOptions = {}): Promise<Harnes
       if (o.body !== undefined) {
         payload = typeof o.body === "string" ? o.body : JSON.stringify(o.body);
         headers["Content-Type"] = o.contentType ?? "application/json";
+        headers["Content-Length"] = String(Buffer.byteLength(payload));
       }
       const req = httpsRequest(`${cluster.url}${path}`, { method, headers, ca: cluster.caPem }, (res) => {
         let text = "";

@@ -264,6 +264,85 @@ describe("kubectl against the dev cluster", () => {
     expect(r.stderr).toContain("spec.size: Required value");
   });
 
+  it("server-side apply takes over from client-side apply without conflicts (https://kubernetes.io/docs/reference/using-api/server-side-apply/#upgrading-from-client-side-apply-to-server-side-apply)", async () => {
+    const file = writeTemp(h.dir, "w-mig.yaml", widget("migrated", 4));
+    expect((await h.kubectl(["apply", "-f", file])).code).toBe(0);
+    const r = await h.kubectl(["apply", "--server-side", "-f", file]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout.trim()).toBe("widget.example.bulwark.dev/migrated serverside-applied");
+    writeTemp(h.dir, "w-mig.yaml", widget("migrated", 8));
+    expect((await h.kubectl(["apply", "--server-side", "-f", file])).code).toBe(0);
+    expect((await h.kubectl(["get", "wd", "migrated", "-o", "jsonpath={.spec.size}"])).stdout).toBe("8");
+  });
+
+  it("wait --for=condition=Ready sees a status written through the status subresource", async () => {
+    await h.kubectl(["apply", "-f", writeTemp(h.dir, "w-r.yaml", widget("ready", 2))]);
+    const waiter = h.kubectl(["wait", "--for=condition=Ready", "wd/ready", "--timeout=20s"]);
+    const status = {
+      status: {
+        conditions: [
+          {
+            type: "Ready",
+            status: "True",
+            reason: "Done",
+            message: "ok",
+            lastTransitionTime: "2026-01-01T00:00:00Z",
+          },
+        ],
+      },
+    };
+    const p = await h.kubectl([
+      "patch",
+      "wd",
+      "ready",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify(status),
+    ]);
+    expect(p.code).toBe(0);
+    const w = await waiter;
+    expect(w.stdout).toContain("condition met");
+    const g = await h.kubectl(["get", "wd", "ready"]);
+    expect(g.stdout).toMatch(/ready\s+2\s+red\s+True\s/);
+  });
+
+  it("deleting a CRD removes its objects and its type", async () => {
+    const crd = (await h.kubectl(["get", "crd", "widgets.example.bulwark.dev", "-o", "json"])).stdout
+      .replace(/widgets/g, "gadgets")
+      .replace(/"Widget"/g, '"Gadget"')
+      .replace(/"widget"/g, '"gadget"')
+      .replace(/"wd"/g, '"gd"');
+    const parsed = JSON.parse(crd) as { metadata: Record<string, unknown>; status?: unknown };
+    parsed.metadata = { name: "gadgets.example.bulwark.dev" };
+    delete parsed.status;
+    expect(
+      (await h.kubectl(["apply", "-f", writeTemp(h.dir, "gadgets.json", JSON.stringify(parsed))])).code,
+    ).toBe(0);
+    await h.kubectl([
+      "wait",
+      "--for=condition=Established",
+      "crd/gadgets.example.bulwark.dev",
+      "--timeout=10s",
+    ]);
+    const gadget =
+      "apiVersion: example.bulwark.dev/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: 1\n";
+    expect((await h.kubectl(["apply", "-f", writeTemp(h.dir, "g1.yaml", gadget)])).code).toBe(0);
+    const d = await h.kubectl(["delete", "crd", "gadgets.example.bulwark.dev", "--timeout=20s"]);
+    expect(d.stdout.trim()).toBe(
+      'customresourcedefinition.apiextensions.k8s.io "gadgets.example.bulwark.dev" deleted',
+    );
+    // kubectl's discovery cache still knows the type, so the list itself is the 404 (as on a real cluster)
+    const r = await h.kubectl(["get", "gadgets"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/could not find the requested resource|doesn't have a resource type "gadgets"/);
+    const rl = await h.request("GET", "/apis/example.bulwark.dev/v1");
+    expect((rl.json.resources as { name: string }[]).map((x) => x.name)).toEqual([
+      "widgets",
+      "widgets/status",
+    ]);
+  });
+
   const policyCrd = join(ROOT, "crds/resilience.bulwark.dev_resiliencepolicies.yaml");
   it.skipIf(!existsSync(policyCrd))(
     "applies the ResiliencePolicy CRD and the examples, client- and server-side",

@@ -30,8 +30,10 @@ export const ResiliencePolicySpec = withRules(
       .max(1000)
       .default(0)
       .describe(
-        "Precedence where policies select the same pod and set the same rule: higher wins; on a tie, " +
-          "the older policy (then the name first in order) wins, and the loser is marked Conflicted.",
+        "Precedence where policies select the same pod and set the same rule (an upstream with the same " +
+          "name, host:port or listenPort, or inbound): the winner's rule applies whole. Higher priority wins; " +
+          "on a tie the more specific selector (more requirements), then the older policy, then the name " +
+          "first in order. The loser keeps its other rules and is marked Conflicted. Default 0.",
       ),
     mode: z
       .enum(MODES)

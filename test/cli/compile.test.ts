@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { parseAllDocuments } from "yaml";
+import { parse } from "yaml";
+import { parseSidecarConfig, type SidecarConfig } from "../../operator/api/sidecar-config.js";
 import { command } from "../../operator/cli/commands/compile.js";
 import { CommandError } from "../../operator/cli/command.js";
 
@@ -57,31 +58,26 @@ async function run(...argv: string[]): Promise<number> {
 }
 
 describe("bulwark compile", () => {
-  it("prints the validated, defaulted policies of a directory as YAML documents, exit 0", async () => {
+  it("compiles a directory into one config per example pod, in the form the agent reads, exit 0", async () => {
     expect(await run("-f", examples)).toBe(0);
-    const docs = parseAllDocuments(out.join("\n"), { version: "1.1" }).map(
-      (d) => d.toJS() as { metadata: { name: string } },
+    const configs = parse(out.join("\n")) as Record<string, SidecarConfig>;
+    expect(Object.keys(configs)).toContain("shop/checkout-to-payments-example");
+    for (const config of Object.values(configs)) expect(parseSidecarConfig(config).ok).toBe(true);
+    const payments = configs["shop/checkout-to-payments-example"]?.upstreams.find(
+      (u) => u.name === "payments",
     );
-    expect(docs.map((d) => d.metadata.name)).toEqual([
-      "orders-db-bulkhead",
-      "frontend-shedding",
-      "checkout-to-payments",
-      "search-rate-limit-trial",
-      "storefront-catalog-cache",
-    ]);
-    expect(out.join("\n")).toContain("mode: enforce"); // a default, filled in
+    expect(payments).toMatchObject({ policy: "shop/checkout-to-payments", mode: "enforce", timeoutMs: 2000 });
     expect(err).toEqual([]);
   });
 
-  it("-o json prints a List; several -f are read in order", async () => {
+  it("-o json prints the map as JSON; several -f are read", async () => {
     const a = join(examples, "stale-cache-fallback.yaml");
     const b = join(examples, "http-client-retries-breaker.yaml");
     expect(await run("-f", a, "--filename", b, "-o", "json")).toBe(0);
-    const list = JSON.parse(out.join("\n")) as { kind: string; items: { metadata: { name: string } }[] };
-    expect(list.kind).toBe("List");
-    expect(list.items.map((i) => i.metadata.name)).toEqual([
-      "storefront-catalog-cache",
-      "checkout-to-payments",
+    const configs = JSON.parse(out.join("\n")) as Record<string, SidecarConfig>;
+    expect(Object.keys(configs).sort()).toEqual([
+      "shop/checkout-to-payments-example",
+      "shop/storefront-catalog-cache-example",
     ]);
   });
 
@@ -118,13 +114,24 @@ describe("bulwark compile", () => {
     expect(err.join("\n")).toMatch(/no ResiliencePolicy found/);
   });
 
-  it("checks --pods and accepts --pod NS/NAME", async () => {
+  it("compiles for the pods in --pods; --pod prints that one config, which the agent accepts", async () => {
     const pods = tmp(
       "pods.yaml",
-      "apiVersion: v1\nkind: Pod\nmetadata: {name: checkout-1, namespace: shop}\n",
+      [
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: checkout-1, namespace: shop, labels: {app: checkout}}",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: cart-1, namespace: shop, labels: {app: cart}}",
+      ].join("\n---\n"),
     );
     const policy = join(examples, "http-client-retries-breaker.yaml");
+    expect(await run("-f", policy, "--pods", pods)).toBe(0);
+    expect(Object.keys(parse(out.join("\n")) as object)).toEqual(["shop/checkout-1"]);
+    out = [];
     expect(await run("-f", policy, "--pods", pods, "--pod", "shop/checkout-1")).toBe(0);
+    const config = parse(out.join("\n")) as SidecarConfig;
+    expect(parseSidecarConfig(config).ok).toBe(true);
+    expect(config.pod).toEqual({ namespace: "shop", name: "checkout-1" });
+    expect(await run("-f", policy, "--pods", pods, "--pod", "shop/cart-1")).toBe(2);
+    expect(err.join("\n")).toContain("no policy selects pod shop/cart-1");
     const notPods = tmp("pods.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n");
     expect(await run("-f", policy, "--pods", notPods)).toBe(2);
     expect(err.join("\n")).toContain("document 1, item 1: not a Pod");
@@ -151,7 +158,7 @@ describe("bulwark compile as a process", () => {
   it("exits 0 on the examples, 2 on invalid input with the problem lines on stderr", async () => {
     const ok = await cli("-f", "examples/");
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toContain("kind: ResiliencePolicy");
+    expect(ok.stdout).toContain("kind: SidecarConfig");
 
     const file = tmp("bad.yaml", BAD);
     const bad = await cli("-f", file);

@@ -1,28 +1,33 @@
-// `bulwark compile`: validates ResiliencePolicy files offline and prints them with every default applied.
-// Compiling them into per-pod sidecar configs comes with the compiler (a later issue); until then the output is
-// the validated, defaulted policies. The parsing and validation are pure (operator/api); this file does the I/O.
+// `bulwark compile`: compiles ResiliencePolicy files offline into the per-pod sidecar configs the operator
+// would push — the exact documents `bulwark agent --config` reads. Loading, validation and compiling are pure
+// (operator/api, operator/compiler); this file does the I/O.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { loadPolicies, KUBE_YAML_OPTIONS, toKubeYaml, type LoadedPolicy } from "../../api/documents.js";
 import { parseAllDocuments } from "yaml";
+import { loadPolicies, KUBE_YAML_OPTIONS, toKubeYaml, type LoadedPolicy } from "../../api/documents.js";
+import type { PodSelector } from "../../api/selector.js";
+import { podInfoFromObject, type PodInfo } from "../../compiler/pod.js";
+import { compilablePolicy } from "../../compiler/policy.js";
+import { compile } from "../../compiler/policy-compiler.js";
 import { CommandError, parseFlags, type Command } from "../command.js";
 
 const HELP = `Usage: bulwark compile -f POLICY.yaml [-f ...] [--pods PODS.yaml] [--pod NS/NAME] [-o yaml|json]
 
-Validates ResiliencePolicy manifests without a cluster and prints them with every default applied.
+Compiles ResiliencePolicy manifests, without a cluster, into the sidecar configs their pods' agents would
+run, and prints a map from namespace/pod to that pod's config. Where policies overlap, precedence decides
+exactly as in the operator. Without --pods, each policy is compiled for one imaginary pod its selector
+matches, named <policy>-example.
 Invalid input exits 2 with one line per problem: <file>: <kind>/<name>: <field path>: <message>.
-(Compiling policies into per-pod sidecar configs arrives with the compiler; until then the validated
-policies are printed.)
 
 Flags:
   -f, --filename FILE   a policy file (YAML, several documents allowed), a directory of *.yaml/*.yml/*.json
                         files, or - for stdin; repeat for more (required)
-      --pods FILE       pods to compile for (YAML Pod objects or a List); checked, used by the compiler
-      --pod NS/NAME     only the config of this pod; checked, used by the compiler
-  -o, --output FORMAT   yaml (default: documents separated by ---) or json (a List)
+      --pods FILE       the pods to compile for: YAML Pod objects or a List (labels and namespace matter)
+      --pod NS/NAME     print only this pod's config, in the exact form \`bulwark agent --config\` reads
+  -o, --output FORMAT   yaml (default) or json
   -h, --help            this help
 
-Exit codes: 0 valid, 1 runtime failure, 2 usage error or invalid input.`;
+Exit codes: 0 compiled, 1 runtime failure, 2 usage error or invalid input.`;
 
 const POLICY_FILE = /\.(ya?ml|json)$/;
 
@@ -54,8 +59,9 @@ function read(path: string): string {
   }
 }
 
-/** Checks a --pods file holds Pod objects (or Lists of them); returns problem lines. */
-function checkPods(path: string): string[] {
+/** Reads a --pods file of Pod objects (or Lists of them). */
+function loadPods(path: string): { pods: PodInfo[]; problems: string[] } {
+  const pods: PodInfo[] = [];
   const problems: string[] = [];
   parseAllDocuments(read(path), KUBE_YAML_OPTIONS).forEach((doc, i) => {
     if (doc.errors.length > 0) {
@@ -69,11 +75,24 @@ function checkPods(path: string): string[] {
       problems.push(`${path}: document ${i + 1}: a List needs items`);
       return;
     }
-    items.forEach((item: { kind?: unknown }, j) => {
+    items.forEach((item: { kind?: unknown; metadata?: { name?: unknown } }, j) => {
       if (item?.kind !== "Pod") problems.push(`${path}: document ${i + 1}, item ${j + 1}: not a Pod`);
+      else if (typeof item.metadata?.name !== "string")
+        problems.push(`${path}: document ${i + 1}, item ${j + 1}: metadata.name is required`);
+      else pods.push(podInfoFromObject(item));
     });
   });
-  return problems;
+  return { pods, problems };
+}
+
+/** A pod the selector matches: its matchLabels, plus a value for each In / Exists requirement. */
+function examplePod(namespace: string, policyName: string, selector: PodSelector): PodInfo {
+  const labels: Record<string, string> = { ...selector.matchLabels };
+  for (const req of selector.matchExpressions ?? []) {
+    if (req.operator === "In") labels[req.key] = req.values?.[0] ?? "";
+    if (req.operator === "Exists") labels[req.key] = "true";
+  }
+  return { namespace, name: `${policyName}-example`, labels, ready: true };
 }
 
 export const command: Command = {
@@ -106,7 +125,12 @@ export const command: Command = {
       policies.push(...result.policies);
       problems.push(...result.problems);
     }
-    if (values.pods !== undefined) problems.push(...checkPods(values.pods));
+    let pods: PodInfo[] = [];
+    if (values.pods !== undefined) {
+      const loaded = loadPods(values.pods);
+      pods = loaded.pods;
+      problems.push(...loaded.problems);
+    }
     if (problems.length > 0) {
       for (const line of problems) console.error(line);
       console.error(`bulwark compile: ${problems.length} problem(s); nothing printed`);
@@ -116,17 +140,25 @@ export const command: Command = {
       console.error("bulwark compile: no ResiliencePolicy found in the input");
       return Promise.resolve(2);
     }
-    const objects = policies.map((p) => p.policy);
-    if (output === "json") {
-      console.log(JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }, null, 2));
-    } else {
-      console.log(
-        objects
-          .map((o) => toKubeYaml(o))
-          .join("---\n")
-          .trimEnd(),
-      );
+    const compilable = policies.map((p) => compilablePolicy(p.policy));
+    if (values.pods === undefined) {
+      pods = compilable.map((p) => examplePod(p.namespace, p.name, p.spec.selector));
     }
+    const { configs } = compile(compilable, pods);
+    let result: unknown = Object.fromEntries(configs);
+    if (values.pod !== undefined) {
+      result = configs.get(values.pod);
+      if (result === undefined) {
+        const known = pods.some((p) => `${p.namespace}/${p.name}` === values.pod);
+        console.error(
+          known
+            ? `bulwark compile: no policy selects pod ${values.pod}; its agent would pass traffic through`
+            : `bulwark compile: pod ${values.pod} is not among the pods${values.pods === undefined ? " (give --pods)" : ` in ${values.pods}`}`,
+        );
+        return Promise.resolve(2);
+      }
+    }
+    console.log(output === "json" ? JSON.stringify(result, null, 2) : toKubeYaml(result).trimEnd());
     return Promise.resolve(0);
   },
 };

@@ -38,7 +38,7 @@ import { toTable, wantsTable, type IncludeObject } from "./tables.js";
 import { loadOrGenerateTls } from "./tls.js";
 import { decodeProtobufBody } from "./protobuf.js";
 import { tokenRequest, tokenReview } from "./tokens.js";
-import { isObj, meta, type Obj } from "./util.js";
+import { meta, type Obj } from "./util.js";
 import { WatchHub } from "./watch.js";
 import { Webhooks } from "./webhooks.js";
 

@@ -55,7 +55,7 @@ export function admitCustomResource(opts: AdmitOptions): AdmitResult {
       if (causes.some((c) => cause.BLOCKING_REASONS.has(c.reason))) {
         causes.push({
           reason: "FieldValueInvalid",
-          field: "",
+          field: cause.ROOT_FIELD,
           message: `Invalid value: "null": ${cause.CEL_SKIPPED_MESSAGE}`,
         });
       } else {

@@ -70,6 +70,9 @@ export function unknownField(field: string): FieldCause {
   return { reason: UNKNOWN_FIELD_REASON, field, message: `unknown field ${JSON.stringify(field)}` };
 }
 
+/** How the apiserver prints the field of an error about the whole object (a nil `field.Path`). */
+export const ROOT_FIELD = "<nil>";
+
 /** Reasons that stop CEL rules from running (apiextensions `hasBlockingErr`). */
 export const BLOCKING_REASONS: ReadonlySet<string> = new Set([
   "FieldValueTypeInvalid",

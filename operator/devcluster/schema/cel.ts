@@ -6,7 +6,7 @@ import { Environment, Optional } from "@marcbachmann/cel-js";
 import { checkRuleFields } from "./cel-fields.js";
 import { escapeCelField } from "./cel-names.js";
 import { parseGoDuration, registerKubernetesLibrary } from "./cel-library.js";
-import { formatValue } from "./causes.js";
+import { formatValue, ROOT_FIELD } from "./causes.js";
 import { childPath, indexPath, keyPath, resolveRelativePath } from "./paths.js";
 import {
   additionalProperties,
@@ -232,10 +232,12 @@ function evaluateRule(
 ): void {
   const compiled = compileRule(node, rule, isRoot);
   const type = schemaType(node) ?? "";
+  // The apiserver's root path is a nil field.Path, which prints as "<nil>".
+  const at = path === "" ? ROOT_FIELD : path;
   if (!compiled.ok) {
     causes.push({
       reason: "FieldValueInvalid",
-      field: path,
+      field: at,
       message: `Invalid value: ${formatValue(type)}: ${compiled.error}`,
     });
     return;
@@ -257,7 +259,7 @@ function evaluateRule(
         : `${err} evaluating rule: ${rule.rule}`;
     causes.push({
       reason: "FieldValueInvalid",
-      field: path,
+      field: at,
       message: `Invalid value: ${formatValue(type)}: ${detail}`,
     });
     return;
@@ -266,7 +268,7 @@ function evaluateRule(
   if (typeof result !== "boolean") {
     causes.push({
       reason: "FieldValueInvalid",
-      field: path,
+      field: at,
       message: `Invalid value: ${formatValue(type)}: rule did not evaluate to a bool: ${rule.rule}`,
     });
     return;
@@ -281,7 +283,7 @@ function evaluateRule(
       // Kubernetes falls back to `message` (or the default) when messageExpression fails.
     }
   }
-  const field = rule.fieldPath ? (resolveRelativePath(path, rule.fieldPath) ?? path) : path;
+  const field = rule.fieldPath ? (resolveRelativePath(path, rule.fieldPath) ?? at) : at;
   causes.push(ruleCause(field, node, rule.reason, message));
 }
 

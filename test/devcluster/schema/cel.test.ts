@@ -195,7 +195,7 @@ describe("CEL rules", () => {
     const r = admitSpec(schema, { replicas: "three", maxReplicas: 2 });
     expect(brief(r)).toEqual([
       ["FieldValueTypeInvalid", "spec.replicas"],
-      ["FieldValueInvalid", ""],
+      ["FieldValueInvalid", "<nil>"],
     ]);
     expect(r.causes[1]?.message).toContain("some validation rules were not checked");
   });
@@ -213,7 +213,7 @@ describe("CEL rules", () => {
       schema,
       object: { apiVersion: "x/v1", kind: "K", metadata: { name: "b" }, spec: {} },
     });
-    expect(brief(r)).toEqual([["FieldValueInvalid", ""]]);
+    expect(brief(r)).toEqual([["FieldValueInvalid", "<nil>"]]); // root rules report at a nil field.Path
   });
 });
 

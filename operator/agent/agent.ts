@@ -152,8 +152,8 @@ export class Agent {
   }
 
   /** Stops listening (in-flight requests finish within `graceMs`, then are cut), closes the source. */
-  async stop(graceMs = 5000): Promise<void> {
-    this.log.emit("agent-stopping", {});
+  async stop(graceMs = 5000, why: Record<string, unknown> = {}): Promise<void> {
+    this.log.emit("agent-stopping", why);
     if (this.reportTimer) clearInterval(this.reportTimer);
     await this.source.close();
     this.health.close();

@@ -23,8 +23,7 @@ export const command: Command = {
       throw new CommandError(`cannot start: ${(err as Error).message}`, 1, { cause: err });
     }
     const signal = await untilSignal();
-    agent.log.emit("agent-stopping", { signal });
-    await agent.stop();
+    await agent.stop(5000, { signal });
     return 0;
   },
 };

@@ -325,6 +325,9 @@ export function applyIntent(opts: {
     for (const p of newSet) {
       if (!e.paths.has(p)) continue;
       const path = JSON.parse(p) as Path;
+      // list items (k:/v:) are membership, not values: only leaves can conflict
+      const last = path[path.length - 1] ?? "";
+      if (last.startsWith("k:") || last.startsWith("v:")) continue;
       if (jsonEqual(valueAt(live, path), valueAt(intentForPaths, path))) continue;
       if (opts.force) e.paths.delete(p);
       else

@@ -1,6 +1,6 @@
 // Conformance with the real, pinned kubectl (v1.32): what a user types against `bulwark dev-cluster`.
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, readdirSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FIXTURES, KUBECTL, ROOT, startHarness, until, writeTemp, type Harness } from "./helpers.js";
@@ -356,15 +356,39 @@ describe("kubectl against the dev cluster", () => {
         "--timeout=10s",
       ]);
       expect(r.code).toBe(0);
+      r = await h.kubectl(["explain", "resiliencepolicy.spec"]);
+      expect(r.stdout).toContain("FIELD: spec <Object>");
       const examples = join(ROOT, "examples");
-      if (!existsSync(examples) || readdirSync(examples).length === 0) return;
-      r = await h.kubectl(["create", "namespace", "shop"]);
+      const files = existsSync(examples) ? readdirSync(examples).filter((f) => f.endsWith(".yaml")) : [];
+      if (files.length === 0) return;
+      await h.kubectl(["create", "namespace", "shop"]);
       r = await h.kubectl(["apply", "-f", examples]);
       expect(r.stderr).toBe("");
-      r = await h.kubectl(["apply", "--server-side", "--force-conflicts", "-f", examples]);
-      expect(r.code).toBe(0);
-      r = await h.kubectl(["get", "rp", "-A"]);
-      expect(r.code).toBe(0);
+      expect(r.stdout.trim().split("\n")).toHaveLength(files.length);
+      // the client-side → server-side upgrade works without conflicts on defaulted, list-keyed specs
+      r = await h.kubectl(["apply", "--server-side", "-f", examples]);
+      expect(r.stderr).toBe("");
+      r = await h.kubectl(["get", "rp", "-n", "shop"]);
+      expect(
+        r.stdout
+          .split("\n")[0]
+          ?.trim()
+          .split(/\s{2,}/),
+      ).toEqual(["NAME", "MODE", "READY", "PODS", "OPEN BREAKERS", "AGE"]);
+    },
+  );
+
+  it.skipIf(!existsSync(join(ROOT, "examples/http-client-retries-breaker.yaml")))(
+    "rejects an invalid ResiliencePolicy naming the field (a CEL rule)",
+    async () => {
+      const bad = readFileSync(join(ROOT, "examples/http-client-retries-breaker.yaml"), "utf8").replace(
+        /max: 250ms/,
+        "max: 1ms",
+      );
+      await h.kubectl(["create", "namespace", "shop"]);
+      const r = await h.kubectl(["apply", "-f", "-"], { input: bad });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/spec\.upstreams\[0\]\.retry\.backoff\.max/);
     },
   );
 });

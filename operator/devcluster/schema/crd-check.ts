@@ -3,6 +3,7 @@
 import * as cause from "./causes.js";
 import { compileRule, rulesOf } from "./cel.js";
 import { childPath, indexPath, keyPath } from "./paths.js";
+import { parseJsonPath } from "./jsonpath.js";
 import { pruneInPlace } from "./prune.js";
 import { items, isIntOrString, preservesUnknown, properties, schemaList, stringList } from "./schema-node.js";
 import { deepClone, isPlainObject, type FieldCause, type SchemaNode } from "./types.js";
@@ -319,5 +320,9 @@ function checkPrinterColumns(cols: unknown, path: string, causes: FieldCause[]):
       );
     if (typeof c.jsonPath !== "string" || c.jsonPath === "")
       causes.push(cause.required(childPath(cp, "jsonPath")));
+    else if (!c.jsonPath.startsWith(".") || parseJsonPath(c.jsonPath) === null)
+      causes.push(
+        cause.invalid(childPath(cp, "jsonPath"), c.jsonPath, "must be a simple json path starting with ."),
+      );
   });
 }

@@ -137,6 +137,15 @@ describe("validateCrd", () => {
     ).toEqual(["metadata.name", "spec.scope", "spec.versions"]);
   });
 
+  it("checks printer column JSONPaths", () => {
+    const ok = [{ name: "R", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' }];
+    expect(validateCrd(crd(good, { additionalPrinterColumns: ok }))).toEqual([]);
+    const bad = [{ name: "R", type: "string", jsonPath: "status.x" }];
+    expect(validateCrd(crd(good, { additionalPrinterColumns: bad })).map((c) => c.field)).toEqual([
+      "spec.versions[0].additionalPrinterColumns[0].jsonPath",
+    ]);
+  });
+
   it("checks printer column types", () => {
     const causes = validateCrd(
       crd(good, { additionalPrinterColumns: [{ name: "X", type: "float", jsonPath: ".spec.size" }] }),

@@ -159,6 +159,16 @@ export class PolicyCompiler {
     return out;
   }
 
+  /** Keys of the policies selecting `pod` (namespace/name), sorted; empty for an unknown pod. */
+  policiesSelecting(pod: string): string[] {
+    return [...(this.pods.get(pod)?.selectedBy ?? [])].sort();
+  }
+
+  /** True when the compiler holds the policy `key`. */
+  hasPolicy(key: string): boolean {
+    return this.policies.has(key);
+  }
+
   policyKeys(): string[] {
     return [...this.policies.keys()].sort();
   }

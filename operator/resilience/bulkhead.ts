@@ -85,7 +85,8 @@ export class Bulkhead {
 
   /** Asks for a slot at `now`. O(1); allocates only when it queues. */
   tryAcquire(now: number): BulkheadDecision {
-    // FIFO: nobody overtakes a waiting ticket.
+    // FIFO: nobody overtakes a waiting ticket (serve the queue first if a slot is somehow free).
+    if (this.active < this.limit && this.waiting > 0) this.drain(now);
     if (this.active < this.limit && this.waiting === 0) {
       this.active++;
       return GRANTED;

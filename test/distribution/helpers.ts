@@ -1,0 +1,102 @@
+// Shared pieces of the distribution tests: configs, a scripted agent around OperatorConfigSource, waiting.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  SIDECAR_CONFIG_API_VERSION,
+  parseSidecarConfig,
+  type SidecarConfig,
+} from "../../operator/api/sidecar-config.js";
+import type { ConfigCandidate, ConfigVerdict } from "../../operator/agent/config-source.js";
+import {
+  OperatorConfigSource,
+  type OperatorConfigSourceOptions,
+} from "../../operator/distribution/agent-client.js";
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function until(cond: () => boolean, timeoutMs = 10_000, what = "condition"): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await sleep(10);
+  }
+}
+
+/** A valid config for `ns/name` whose version is `v` (one HTTP upstream, so versions differ in content). */
+export function config(pod: string, v: string, extraBytes = 0): SidecarConfig {
+  const [namespace = "", name = ""] = pod.split("/");
+  return {
+    apiVersion: SIDECAR_CONFIG_API_VERSION,
+    kind: "SidecarConfig",
+    version: v,
+    pod: { namespace, name },
+    upstreams: [
+      {
+        policy: `${namespace}/p`,
+        mode: "enforce",
+        name: "payments",
+        protocol: "http",
+        host: "payments.shop.svc.cluster.local",
+        port: 8080,
+        timeoutMs: 1000 + (extraBytes > 0 ? 1 : 0),
+        ...(extraBytes > 0
+          ? {
+              fallback: {
+                on: ["upstream-error"],
+                action: { kind: "static", status: 200, headers: {}, body: "x".repeat(extraBytes) },
+              },
+            }
+          : {}),
+      },
+    ],
+  };
+}
+
+export function tokenFile(token: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "bulwark-dist-"));
+  const f = join(dir, "token");
+  writeFileSync(f, token);
+  return f;
+}
+
+/** An agent stand-in: validates pushes like the agent does (parseSidecarConfig), keeps the last good one. */
+export class ScriptedAgent {
+  version: string | undefined;
+  readonly received: string[] = [];
+  readonly source: OperatorConfigSource;
+  /** Refuse every push while set. */
+  refuse = false;
+
+  constructor(opts: Omit<OperatorConfigSourceOptions, "activeVersion">, initialVersion?: string) {
+    this.version = initialVersion;
+    this.source = new OperatorConfigSource({ ...opts, activeVersion: () => this.version });
+  }
+
+  start(): this {
+    this.source.subscribe((c) => this.apply(c));
+    return this;
+  }
+
+  apply(c: ConfigCandidate): ConfigVerdict {
+    if ("decodeError" in c) throw new Error("unexpected decode error");
+    const parsed = parseSidecarConfig(c.document);
+    const v = (c.document as { version?: string }).version;
+    if (v) this.received.push(v);
+    if (!parsed.ok || this.refuse) {
+      return {
+        accepted: false,
+        rejectedVersion: v,
+        activeVersion: this.version,
+        problems: parsed.ok ? [{ path: "(root)", message: "refused by test" }] : parsed.problems,
+      };
+    }
+    const unchanged = parsed.config.version === this.version;
+    this.version = parsed.config.version;
+    return { accepted: true, version: parsed.config.version, unchanged };
+  }
+
+  stop(): Promise<void> {
+    return this.source.close();
+  }
+}

@@ -1,0 +1,161 @@
+// The distribution server with scripted agents (the real OperatorConfigSource over loopback sockets) and a
+// static token table: push → ACK, NACK, reconnect without re-push, replaced connections, reports.
+import { afterEach, describe, expect, it } from "vitest";
+import { StaticAuthenticator } from "../../operator/distribution/agent-authenticator.js";
+import {
+  startDistributionServer,
+  type DistributionServer,
+  type DistributionServerOptions,
+} from "../../operator/distribution/distribution-server.js";
+import { ScriptedAgent, config, tokenFile, until } from "./helpers.js";
+
+const servers: DistributionServer[] = [];
+const agents: ScriptedAgent[] = [];
+
+afterEach(async () => {
+  await Promise.all(agents.splice(0).map((a) => a.stop()));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+const auth = new StaticAuthenticator((t) => (t.startsWith("tok:") ? t.slice(4) : undefined));
+
+async function server(opts: Partial<DistributionServerOptions> = {}): Promise<DistributionServer> {
+  const s = await startDistributionServer({
+    port: 0,
+    host: "127.0.0.1",
+    authenticator: auth,
+    debounce: { quietMs: 20, maxMs: 200 },
+    ...opts,
+  });
+  servers.push(s);
+  return s;
+}
+
+function agent(s: DistributionServer, pod: string, initialVersion?: string): ScriptedAgent {
+  const [namespace = "", name = ""] = pod.split("/");
+  const a = new ScriptedAgent(
+    {
+      url: s.url,
+      tokenFile: tokenFile(`tok:${pod}`),
+      pod: { namespace, name },
+      backoff: { baseMs: 20, maxMs: 200 },
+    },
+    initialVersion,
+  );
+  agents.push(a);
+  return a.start();
+}
+
+async function counter(
+  s: DistributionServer,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const m = (await s.metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
+  const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return v?.value ?? 0;
+}
+
+describe("distribution server", () => {
+  it("pushes the desired config; the ACK shows in propagation and fires onChange", async () => {
+    const s = await server();
+    const changes: string[] = [];
+    s.onChange((p) => changes.push(p));
+    const a = agent(s, "shop/a");
+    await until(() => s.propagation("shop/a").connected, 5000, "connected");
+    expect(s.propagation("shop/a")).toEqual({ connected: true });
+    s.setDesired("shop/a", config("shop/a", "v1"));
+    await until(() => s.propagation("shop/a").ackedVersion === "v1", 5000, "ack");
+    expect(a.version).toBe("v1");
+    expect(s.propagation("shop/a")).toMatchObject({
+      connected: true,
+      desiredVersion: "v1",
+      ackedVersion: "v1",
+    });
+    expect(changes.filter((c) => c === "shop/a").length).toBeGreaterThanOrEqual(2); // connect, ack
+    expect(await counter(s, "bulwark_distribution_pushes_total", { result: "ack" })).toBe(1);
+    expect(await counter(s, "bulwark_agents_connected")).toBe(1);
+  });
+
+  it("an invalid config is NACKed with the reason; the agent keeps its previous config", async () => {
+    const s = await server();
+    const a = agent(s, "shop/b");
+    s.setDesired("shop/b", config("shop/b", "good"));
+    await until(() => s.propagation("shop/b").ackedVersion === "good", 5000, "ack");
+    const bad = { ...config("shop/b", "bad"), upstreams: [{ name: "x", protocol: "http" }] };
+    s.setDesired("shop/b", bad as never);
+    await until(() => s.propagation("shop/b").rejected !== undefined, 5000, "nack");
+    const p = s.propagation("shop/b");
+    expect(p.rejected?.version).toBe("bad");
+    expect(p.rejected?.reason).toMatch(/upstreams\[0\]/);
+    expect(p.ackedVersion).toBe("good");
+    expect(a.version).toBe("good");
+    expect(await counter(s, "bulwark_distribution_pushes_total", { result: "nack" })).toBe(1);
+    // A later good version clears the rejection.
+    s.setDesired("shop/b", config("shop/b", "good2"));
+    await until(() => s.propagation("shop/b").ackedVersion === "good2", 5000, "ack2");
+    expect(s.propagation("shop/b").rejected).toBeUndefined();
+  });
+
+  it("withdrawing (undefined) pushes the empty pass-through config", async () => {
+    const s = await server();
+    const a = agent(s, "shop/w");
+    s.setDesired("shop/w", config("shop/w", "v1"));
+    await until(() => a.version === "v1");
+    s.setDesired("shop/w", undefined);
+    await until(() => a.version !== "v1");
+    await until(() => s.propagation("shop/w").ackedVersion === a.version);
+    expect(s.propagation("shop/w").desiredVersion).toBe(a.version);
+  });
+
+  it("an agent reconnecting with the version it has gets no push; a behind one gets exactly one", async () => {
+    const s = await server();
+    s.setDesired("shop/c", config("shop/c", "v7"));
+    s.setDesired("shop/d", config("shop/d", "v7"));
+    s.flush();
+    const current = agent(s, "shop/c", "v7");
+    const behind = agent(s, "shop/d", "v6");
+    await until(() => s.propagation("shop/d").ackedVersion === "v7", 5000, "behind acked");
+    await until(() => s.propagation("shop/c").connected);
+    expect(s.propagation("shop/c")).toMatchObject({ ackedVersion: "v7", desiredVersion: "v7" });
+    expect(current.received).toEqual([]);
+    expect(behind.received).toEqual(["v7"]);
+    expect(await counter(s, "bulwark_distribution_pushes_total", { result: "ack" })).toBe(1);
+  });
+
+  it("a new connection for the same pod replaces the old one", async () => {
+    const s = await server();
+    const first = agent(s, "shop/e");
+    await until(() => first.source.state === "connected");
+    const second = agent(s, "shop/e");
+    await until(() => second.source.state === "connected");
+    await until(() => first.source.state !== "connected");
+    expect(first.source.lastError).toMatch(/replaced|ended/);
+    expect(s.connectedPods()).toEqual(["shop/e"]);
+    expect(await counter(s, "bulwark_distribution_disconnects_total", { reason: "replaced" })).toBe(1);
+    await first.stop(); // stop the first before it reconnects and replaces the second in turn
+  });
+
+  it("keeps the latest report per pod and hands it to listeners", async () => {
+    const s = await server();
+    const seen: string[] = [];
+    s.onReport((p) => seen.push(p));
+    const a = agent(s, "shop/r");
+    await until(() => a.source.state === "connected");
+    const report = (at: number) => ({
+      pod: { namespace: "shop", name: "r" },
+      activeVersion: undefined,
+      appHealth: "healthy" as const,
+      upstreams: [
+        { upstream: "payments", policy: "shop/p", breaker: "open" as const, inflight: 2, queued: 0 },
+      ],
+      inbound: { inflight: 1, concurrencyLimit: undefined, sheddingLevel: 0, shedSinceLastReport: 3 },
+      at,
+    });
+    a.source.report(report(1));
+    a.source.report(report(2));
+    await until(() => s.report("shop/r")?.at === 2);
+    expect(s.report("shop/r")).toMatchObject({ appHealth: "healthy", upstreams: [{ breaker: "open" }] });
+    expect(seen).toEqual(["shop/r", "shop/r"]);
+  });
+});

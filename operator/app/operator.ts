@@ -1,0 +1,424 @@
+/**
+ * `startOperator`: the control loop wired together (DESIGN.md's picture, top box).
+ *
+ *   WatchSource(ResiliencePolicies, all namespaces) ─┐
+ *   WatchSource(Pods, all namespaces) ───────────────┼─► CompiledState (compiler → distributor.setDesired)
+ *   distributor.onChange(pod) ───────────────────────┘        │ enqueue affected policy keys
+ *                                                              ▼
+ *                          Controller(WorkQueue, workers) → PolicyReconciler (status, finalizer, events)
+ *
+ * Every replica lists and watches, compiles and feeds its distributor (agents may reach any
+ * replica; configs are content-hashed so replicas agree). Only the leader (a Lease, 15 s / 10 s /
+ * 2 s by default) runs the controller, i.e. writes status, finalizers and events; the writes are
+ * gated on leadership, so a replica that loses the lease stops writing at once. Losing the lease is
+ * fatal (controller-runtime's choice): `done` resolves with "lost-leadership" and the CLI exits 1
+ * so the pod restarts as a fresh candidate. `stop()` is the graceful path: stop taking work, let
+ * in-flight reconciles finish, release the lease, close the servers.
+ */
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION } from "../api/resilience-policy.js";
+import { podInfoFromObject, podKey } from "../compiler/pod.js";
+import type { Clock } from "../controller/clock.js";
+import { systemClock } from "../controller/clock.js";
+import type { PolicyObject } from "../controller/compiled-state.js";
+import { CompiledState } from "../controller/compiled-state.js";
+import { Controller } from "../controller/controller.js";
+import type { EventSubject } from "../controller/event-recorder.js";
+import { EventRecorder } from "../controller/event-recorder.js";
+import type { PolicyApi } from "../controller/policy-reconciler.js";
+import { PolicyReconciler } from "../controller/policy-reconciler.js";
+import type { ConfigDistributor } from "../distribution/config-distributor.js";
+import type { ResourceRef } from "../kube/client.js";
+import { KubeClient, PODS, loadKubeConfig } from "../kube/client.js";
+import type { LeaderElectorOptions, StopReason } from "../kube/leader-election.js";
+import { LeaderElector } from "../kube/leader-election.js";
+import type { KubeObject } from "../kube/types.js";
+import type { WatchSourceOptions } from "../kube/watch-source.js";
+import { WatchSource } from "../kube/watch-source.js";
+import { createMetrics } from "../observability/registry.js";
+import { DesiredStateDistributor } from "./desired-state-distributor.js";
+import type { ServedPort } from "./http-servers.js";
+import { serveHealth, serveMetrics } from "./http-servers.js";
+import type { OperatorMetrics } from "./operator-metrics.js";
+import { controllerMetrics, reconcilerMetrics } from "./operator-metrics.js";
+
+export const POLICIES: ResourceRef = { group: GROUP, version: VERSION, plural: PLURAL };
+export const COMPONENT = "bulwark-operator";
+export const DEFAULT_LEASE_NAME = "bulwark-operator";
+
+export interface OperatorLogger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  debug?(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** What a distributor factory is handed. */
+export interface DistributorContext {
+  readonly distributionPort: number;
+  readonly clock: Clock;
+  readonly logger: OperatorLogger;
+  readonly metrics: OperatorMetrics;
+  readonly kubeClient: KubeClient;
+}
+
+/** A distributor with an optional lifecycle (the real server listens on --distribution-port). */
+export type ManagedDistributor = ConfigDistributor & {
+  start?(): Promise<void> | void;
+  stop?(): Promise<void> | void;
+};
+
+export interface OperatorOptions {
+  /** A kubeconfig file; without it (and without `kubeConfig`) the in-cluster config is used. */
+  kubeconfigPath?: string;
+  /** A loaded KubeConfig (takes precedence over `kubeconfigPath`). */
+  kubeConfig?: KubeConfig;
+  /**
+   * The config distributor, or a factory for one. Defaults to `DesiredStateDistributor` (holds the
+   * desired state, serves no agent). A factory's `start()` runs before the watches, its `stop()`
+   * after everything else.
+   */
+  distributor?: ManagedDistributor | ((ctx: DistributorContext) => ManagedDistributor);
+  /** This replica's identity in the Lease. Defaults to the host name (the pod name in a cluster). */
+  identity?: string;
+  /** Compete for a Lease before writing (`--leader-elect`). Defaults to true. */
+  leaderElection?: boolean;
+  /** Defaults to $POD_NAMESPACE, the ServiceAccount's namespace in a pod, else "default". */
+  leaseNamespace?: string;
+  /** Defaults to "bulwark-operator". */
+  leaseName?: string;
+  /** Defaults to 15 000 ms. */
+  leaseDurationMs?: number;
+  /** Defaults to 10 000 ms. */
+  renewDeadlineMs?: number;
+  /** Defaults to 2 000 ms. */
+  retryPeriodMs?: number;
+  /** Concurrent reconciles (of different policies). Defaults to 2. */
+  workers?: number;
+  /** `/healthz` + `/readyz`; 0 picks a free port; undefined serves none. */
+  healthPort?: number;
+  /** Prometheus `/metrics`; 0 picks a free port; undefined serves none. */
+  metricsPort?: number;
+  /** Handed to the distributor factory. Defaults to 15010. */
+  distributionPort?: number;
+  /** Interface the health and metrics servers bind. Defaults to 0.0.0.0. */
+  bindAddress?: string;
+  /** See PolicyReconciler. Defaults to 30 000 ms. */
+  withdrawalTimeoutMs?: number;
+  /** Overrides for both watch sources (tests shorten relist and watchdog periods). */
+  watch?: Omit<WatchSourceOptions, "transport" | "name" | "clock">;
+  /** Per-request timeout of API calls. Defaults to 30 000 ms. */
+  requestTimeoutMs?: number;
+  clock?: Clock;
+  /** Defaults to silence. */
+  logger?: OperatorLogger;
+}
+
+export type OperatorExit =
+  | { readonly reason: "stopped" }
+  | { readonly reason: "lost-leadership"; readonly detail: StopReason }
+  | { readonly reason: "watch-gave-up"; readonly source: string; readonly cause: unknown };
+
+export interface RunningOperator {
+  readonly identity: string;
+  readonly healthUrl: string | undefined;
+  readonly metricsUrl: string | undefined;
+  readonly distributor: ConfigDistributor;
+  readonly state: CompiledState;
+  readonly metrics: OperatorMetrics;
+  readonly kubeClient: KubeClient;
+  /** True while this replica leads (always, without leader election, once synced). */
+  isLeader(): boolean;
+  /** True once both caches synced. */
+  isReady(): boolean;
+  /** Resolves once both caches synced. */
+  readonly synced: Promise<void>;
+  /** Resolves when the operator ended by itself (lost lease, watch gave up) or was stopped. */
+  readonly done: Promise<OperatorExit>;
+  /**
+   * Graceful stop: stop taking work, finish in-flight reconciles, release the lease (unless
+   * `release: false`, which simulates a crash for tests), close servers and watches.
+   */
+  stop(opts?: { release?: boolean }): Promise<void>;
+}
+
+const silent: OperatorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+export async function startOperator(opts: OperatorOptions = {}): Promise<RunningOperator> {
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger ?? silent;
+  const identity = opts.identity ?? hostname();
+  const kc =
+    opts.kubeConfig ?? loadKubeConfig(opts.kubeconfigPath ? { kubeconfigPath: opts.kubeconfigPath } : {});
+  const client = new KubeClient(kc, { requestTimeoutMs: opts.requestTimeoutMs ?? 30_000 });
+  const metrics = createMetrics("operator");
+  metrics.leader.set(0);
+
+  const distributor: ManagedDistributor =
+    typeof opts.distributor === "function"
+      ? opts.distributor({
+          distributionPort: opts.distributionPort ?? 15010,
+          clock,
+          logger,
+          metrics,
+          kubeClient: client,
+        })
+      : (opts.distributor ?? new DesiredStateDistributor());
+
+  let controller: Controller | undefined;
+  let leading = false;
+  let stopping = false;
+  let fatal: string | undefined;
+  let resolveDone!: (e: OperatorExit) => void;
+  const done = new Promise<OperatorExit>((r) => (resolveDone = r));
+
+  const state = new CompiledState({ distributor, clock, enqueue: (key) => controller?.enqueue(key) });
+
+  const policies = new WatchSource<KubeObject>({
+    ...opts.watch,
+    transport: client.listWatchTransport(POLICIES),
+    name: "resiliencepolicies",
+    clock,
+  });
+  const pods = new WatchSource<KubeObject>({
+    ...opts.watch,
+    transport: client.listWatchTransport(PODS),
+    name: "pods",
+    clock,
+  });
+
+  policies.onChange((e) => {
+    const key = objectKeyOf(e.object);
+    // The cache already holds the new state (or lacks a deleted object): sync from it, not the event.
+    state.syncPolicy(key, policies.store.getByKey(key) as PolicyObject | undefined);
+    controller?.enqueue(key);
+  });
+  pods.onChange((e) => {
+    const key = objectKeyOf(e.object);
+    const current = pods.store.getByKey(key);
+    if (!current || !isLivePod(current)) state.deletePod(key);
+    else state.upsertPod(podInfoFromObject(current));
+  });
+  for (const src of [policies, pods]) {
+    src.onEvent((e) => {
+      if (e.type === "give-up") {
+        fatal = `watch ${src.name} gave up after ${e.failures} failures`;
+        logger.error(fatal, { cause: describe(e.cause) });
+        resolveDone({ reason: "watch-gave-up", source: src.name, cause: e.cause });
+      } else if (e.type === "error") {
+        logger.warn("watch error", { source: src.name, phase: e.phase, error: describe(e.cause) });
+      } else if (e.type === "relist" && e.reason !== "initial") {
+        logger.info("relisted", {
+          source: src.name,
+          reason: e.reason,
+          added: e.added,
+          modified: e.modified,
+          deleted: e.deleted,
+        });
+      }
+    });
+  }
+  const unsubscribe = distributor.onChange((pod) => {
+    for (const key of state.policiesForPod(pod)) controller?.enqueue(key);
+  });
+
+  const api = policyApi(client);
+  const recorder = new EventRecorder<EventSubject & { readonly object: PolicyObject }>({
+    clock,
+    sink: (subject, e) =>
+      client.createEvent(subject.object as KubeObject, { ...e, component: COMPONENT, nowMs: clock.now() }),
+    onError: (err, e) => logger.warn("event not recorded", { reason: e.reason, error: describe(err) }),
+  });
+  const reconciler = new PolicyReconciler({
+    cache: { getByKey: (key) => policies.store.getByKey(key) as PolicyObject | undefined },
+    state,
+    distributor,
+    api,
+    recorder,
+    clock,
+    canWrite: () => leading,
+    metrics: reconcilerMetrics(metrics),
+    ...(opts.withdrawalTimeoutMs === undefined ? {} : { withdrawalTimeoutMs: opts.withdrawalTimeoutMs }),
+  });
+
+  // ---- servers ----
+  const host = opts.bindAddress ?? "0.0.0.0";
+  const served: ServedPort[] = [];
+  const health =
+    opts.healthPort === undefined
+      ? undefined
+      : await serveHealth(
+          {
+            live: () => ({ ok: fatal === undefined, detail: fatal ?? "" }),
+            ready: () =>
+              state.isSynced
+                ? { ok: true, detail: "" }
+                : {
+                    ok: false,
+                    detail: `caches not synced (resiliencepolicies: ${policies.hasSynced}, pods: ${pods.hasSynced})`,
+                  },
+          },
+          opts.healthPort,
+          host,
+        );
+  if (health) served.push(health);
+  const metricsServer =
+    opts.metricsPort === undefined ? undefined : await serveMetrics(metrics.registry, opts.metricsPort, host);
+  if (metricsServer) served.push(metricsServer);
+
+  await distributor.start?.();
+
+  // ---- leading ----
+  const startController = () => {
+    if (controller || stopping) return;
+    controller = new Controller({
+      name: "resiliencepolicies",
+      reconcile: reconciler.reconcile,
+      workers: opts.workers ?? 2,
+      clock,
+      metrics: controllerMetrics(metrics),
+      logger: {
+        error: (msg, fields) => logger.warn(msg, fields),
+        debug: (msg, fields) => logger.debug?.(msg, fields),
+      },
+    });
+    for (const key of policies.store.keys()) controller.enqueue(key);
+    controller.start();
+    logger.info("leading: reconciling", { identity, policies: policies.store.size });
+  };
+
+  const synced = Promise.all([policies.waitForSync(), pods.waitForSync()]).then(() => {
+    state.markSynced();
+    logger.info("caches synced", { policies: policies.store.size, pods: pods.store.size });
+    if (leading) startController();
+  });
+  synced.catch(() => undefined); // a give-up is reported through `done`
+
+  let elector: LeaderElector | undefined;
+  let electorOptions: LeaderElectorOptions | undefined;
+  if (opts.leaderElection ?? true) {
+    electorOptions = {
+      client: client.leaseClient(),
+      namespace: opts.leaseNamespace ?? defaultLeaseNamespace(),
+      name: opts.leaseName ?? DEFAULT_LEASE_NAME,
+      identity,
+      ...(opts.leaseDurationMs === undefined ? {} : { leaseDurationMs: opts.leaseDurationMs }),
+      ...(opts.renewDeadlineMs === undefined ? {} : { renewDeadlineMs: opts.renewDeadlineMs }),
+      ...(opts.retryPeriodMs === undefined ? {} : { retryPeriodMs: opts.retryPeriodMs }),
+      clock,
+      onStartedLeading: () => {
+        leading = true;
+        metrics.leader.set(1);
+        if (state.isSynced) startController();
+      },
+      onStoppedLeading: (reason) => {
+        // Writes stop here, synchronously: the reconciler's gate reads `leading`.
+        leading = false;
+        metrics.leader.set(0);
+        if (reason !== "stopped") {
+          logger.error("lost leadership; exiting", { identity, reason });
+          void controller?.stop();
+          resolveDone({ reason: "lost-leadership", detail: reason });
+        }
+      },
+      onNewLeader: (who) => logger.info("leader", { leader: who === "" ? "(none)" : who }),
+      onError: (err) => logger.debug?.("lease call failed", { error: describe(err) }),
+    };
+    elector = new LeaderElector(electorOptions);
+    void elector.run();
+  } else {
+    leading = true;
+    metrics.leader.set(1);
+  }
+
+  const sources = [policies, pods];
+  for (const s of sources) s.start();
+
+  let stopped: Promise<void> | undefined;
+  const stop = (o: { release?: boolean } = {}): Promise<void> => {
+    stopped ??= (async () => {
+      stopping = true;
+      // 1. No new work: the queue stops; in-flight (and already queued) reconciles finish, still as leader.
+      await controller?.stop();
+      // 2. Give up the lease (or, simulating a crash, just stop renewing it).
+      if (elector) {
+        if (o.release === false) {
+          leading = false;
+          metrics.leader.set(0);
+          if (electorOptions) electorOptions.releaseOnStop = false; // read by stop()
+        }
+        await elector.stop();
+      }
+      leading = false;
+      metrics.leader.set(0);
+      unsubscribe();
+      for (const s of sources) s.stop();
+      await recorder.flush();
+      await Promise.all(served.map((s) => s.close()));
+      await distributor.stop?.();
+      resolveDone({ reason: "stopped" });
+    })();
+    return stopped;
+  };
+
+  return {
+    identity,
+    healthUrl: health?.url,
+    metricsUrl: metricsServer?.url,
+    distributor,
+    state,
+    metrics,
+    kubeClient: client,
+    isLeader: () => leading,
+    isReady: () => state.isSynced,
+    synced,
+    done,
+    stop,
+  };
+}
+
+/** The PolicyApi on the kube client: fresh GETs, PUT /status, merge patches. */
+export function policyApi(client: KubeClient): PolicyApi {
+  const ref = (namespace: string, name: string): ResourceRef => ({ ...POLICIES, namespace, name });
+  return {
+    get: async (namespace, name) => (await client.get(ref(namespace, name))) as PolicyObject | undefined,
+    replaceStatus: async (obj) =>
+      (await client.replace(
+        { ...ref(obj.metadata?.namespace ?? "default", obj.metadata?.name ?? ""), subresource: "status" },
+        obj as KubeObject,
+      )) as PolicyObject,
+    patch: async (namespace, name, patch) =>
+      (await client.patch(ref(namespace, name), patch, "merge")) as PolicyObject,
+  };
+}
+
+/** A pod the compiler should know: not terminating, not finished. */
+function isLivePod(obj: KubeObject): boolean {
+  if (obj.metadata?.deletionTimestamp) return false;
+  const phase = (obj.status as { phase?: string } | undefined)?.phase;
+  return phase !== "Succeeded" && phase !== "Failed";
+}
+
+function objectKeyOf(obj: KubeObject): string {
+  return podKey({ namespace: obj.metadata?.namespace ?? "default", name: obj.metadata?.name ?? "" });
+}
+
+const SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/** $POD_NAMESPACE, else the ServiceAccount's namespace in a pod, else "default". */
+export function defaultLeaseNamespace(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.POD_NAMESPACE) return env.POD_NAMESPACE;
+  try {
+    const ns = readFileSync(SA_NAMESPACE_FILE, "utf8").trim();
+    if (ns) return ns;
+  } catch {
+    // not in a pod
+  }
+  return "default";
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

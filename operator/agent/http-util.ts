@@ -51,7 +51,8 @@ export interface Target {
 
 export type TargetParse = Target | { readonly error: number; readonly message: string };
 
-const HOST_RE = /^(?:[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?|\[[0-9a-f:.]+\])$/;
+// No counted repetition ({0,251}): V8 unrolls it and the match costs microseconds. Length is checked apart.
+const HOST_RE = /^(?:[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?|\[[0-9a-f:.]+\])$/;
 
 /** Splits `host[:port]`; undefined when malformed. */
 export function parseAuthority(
@@ -71,7 +72,7 @@ export function parseAuthority(
     port = Number(p);
     if (port < 1 || port > 65535) return undefined;
   }
-  if (!HOST_RE.test(host)) return undefined;
+  if (host.length > 253 || !HOST_RE.test(host)) return undefined;
   if (host.startsWith("[")) host = host.slice(1, -1);
   return { host, port };
 }

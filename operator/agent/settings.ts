@@ -9,6 +9,8 @@ export interface AgentSettings {
   operatorUrl: string | undefined;
   /** `--token-file` / `BULWARK_TOKEN_FILE`: the projected ServiceAccount token for the operator. Default none. */
   tokenFile: string | undefined;
+  /** `--operator-ca` / `BULWARK_OPERATOR_CA`: PEM CA bundle that signs an https operator's certificate. Default the system CAs. */
+  operatorCaFile?: string | undefined;
   /** `--pod` / `BULWARK_POD`: this pod's name, for logs and reports. Default none (standalone). */
   pod: string | undefined;
   /** `--namespace` / `BULWARK_NAMESPACE`: this pod's namespace; short upstream names resolve in it. Default none. */
@@ -42,7 +44,7 @@ export const AGENT_DEFAULTS = {
   stateMaxAgeMs: 600_000,
 } as const;
 
-export const AGENT_HELP = `Usage: bulwark agent [--config FILE] [--operator URL --token-file FILE] --pod NAME --namespace NS
+export const AGENT_HELP = `Usage: bulwark agent [--config FILE] [--operator URL --token-file FILE [--operator-ca FILE]] --pod NAME --namespace NS
                      [--admin-port 15000] [--outbound-port 15001] [--inbound-port 15006] [--app-port 8080]
                      [--state-dir DIR] [--listen-address 0.0.0.0] [--state-max-age 600]
 
@@ -54,6 +56,7 @@ Flags (each also read from the environment variable shown; a flag wins):
   --config FILE          BULWARK_CONFIG          sidecar config file (YAML or JSON), as printed by \`bulwark compile --pod\`
   --operator URL         BULWARK_OPERATOR        operator distribution URL (http:// or https://)
   --token-file FILE      BULWARK_TOKEN_FILE      ServiceAccount token (audience bulwark) for --operator
+  --operator-ca FILE     BULWARK_OPERATOR_CA     CA bundle (PEM) of an https --operator (default: system CAs)
   --pod NAME             BULWARK_POD             this pod's name
   --namespace NS         BULWARK_NAMESPACE       this pod's namespace (short upstream names resolve in it)
   --admin-port N         BULWARK_ADMIN_PORT      admin listener: /config /status /healthz /readyz /metrics (default 15000)
@@ -69,6 +72,7 @@ const flagOptions = {
   config: { type: "string" },
   operator: { type: "string" },
   "token-file": { type: "string" },
+  "operator-ca": { type: "string" },
   pod: { type: "string" },
   namespace: { type: "string" },
   "admin-port": { type: "string" },
@@ -110,6 +114,7 @@ export function loadSettings(argv: string[], env: Env = process.env): AgentSetti
     configFile: pick("config", "BULWARK_CONFIG"),
     operatorUrl: pick("operator", "BULWARK_OPERATOR"),
     tokenFile: pick("token-file", "BULWARK_TOKEN_FILE"),
+    operatorCaFile: pick("operator-ca", "BULWARK_OPERATOR_CA"),
     pod: pick("pod", "BULWARK_POD"),
     namespace: pick("namespace", "BULWARK_NAMESPACE"),
     adminPort: port("admin-port", "BULWARK_ADMIN_PORT", AGENT_DEFAULTS.adminPort),
@@ -130,6 +135,9 @@ export function loadSettings(argv: string[], env: Env = process.env): AgentSetti
       );
     }
     if (settings.tokenFile === undefined) throw new CommandError("--operator needs --token-file");
+    if (settings.pod === undefined || settings.namespace === undefined) {
+      throw new CommandError("--operator needs --pod and --namespace (the identity its token is bound to)");
+    }
   }
   const ports = [settings.adminPort, settings.outboundPort, settings.inboundPort].filter((p) => p !== 0);
   if (new Set(ports).size !== ports.length) {

@@ -73,6 +73,63 @@ describe("admin server", () => {
     expect((await send(admin, { path: "/nope" })).status).toBe(404);
   });
 
+  it("accepts tcp upstreams without enforcing them yet, says so, and reports status to its source", async () => {
+    const { Agent } = await import("../../operator/agent/agent.js");
+    const { MemorySource } = await import("./harness.js");
+    const source = new MemorySource(
+      makeConfig([
+        {
+          policy: "shop/db",
+          mode: "enforce",
+          name: "orders-db",
+          protocol: "tcp",
+          host: "orders-db.shop.svc.cluster.local",
+          port: 5432,
+          listenPort: 15432,
+          connectTimeoutMs: 1000,
+        },
+      ]),
+    );
+    const lines: Record<string, unknown>[] = [];
+    const a = new Agent({
+      settings: {
+        configFile: undefined,
+        operatorUrl: undefined,
+        tokenFile: undefined,
+        pod: "checkout-1",
+        namespace: "shop",
+        adminPort: 0,
+        outboundPort: 0,
+        inboundPort: 0,
+        appPort: 8080,
+        stateDir: undefined,
+        listenAddress: "127.0.0.1",
+        stateMaxAgeMs: 1000,
+      },
+      source,
+      host: "127.0.0.1",
+      reportIntervalMs: 10,
+      logWrite: (l) => lines.push(JSON.parse(l) as Record<string, unknown>),
+    });
+    await a.start();
+    try {
+      expect(source.verdicts[0]).toMatchObject({ accepted: true, version: "v1" });
+      expect(lines.some((l) => Array.isArray(l.tcpUpstreams) && l.tcpUpstreams.includes("orders-db"))).toBe(
+        true,
+      );
+      const status = JSON.parse((await send(a.ports.admin, { path: "/status" })).body);
+      expect(status.tcpUpstreamsNotEnforced).toEqual(["orders-db"]);
+      await new Promise((r) => setTimeout(r, 40));
+      expect(source.reports.length).toBeGreaterThan(0);
+      expect(source.reports.at(-1)).toMatchObject({
+        activeVersion: "v1",
+        pod: { name: "checkout-1", namespace: "shop" },
+      });
+    } finally {
+      await a.stop(100);
+    }
+  });
+
   it("is not ready before a config is active", async () => {
     const { MemorySource } = await import("./harness.js");
     agent = await startAgent(undefined, { source: new MemorySource() });

@@ -249,11 +249,19 @@ describe("outbound proxy: fallbacks", () => {
         }),
       ]),
     );
-    const r = await send(agent.agent.ports.outbound, { host: `127.0.0.1:${primary}` });
+    const trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const r = await send(agent.agent.ports.outbound, {
+      host: `127.0.0.1:${primary}`,
+      headers: { traceparent: trace },
+    });
     expect(r.status).toBe(200);
     expect(r.body).toBe(`backup:127.0.0.1:${backup.port}`);
     expect(r.headers["x-bulwark-fallback"]).toBe("upstream");
-    expect(agent.lines.some((l) => l.event === "fallback-served" && l.fallback === "upstream")).toBe(true);
+    expect(agent.lines.find((l) => l.event === "fallback-served")).toMatchObject({
+      fallback: "upstream",
+      on: "upstream-error",
+      traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+    });
   });
 });
 

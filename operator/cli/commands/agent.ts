@@ -2,20 +2,22 @@
 // itself lives in operator/agent/agent.ts.
 import { CommandError, untilSignal, type Command } from "../command.js";
 import { Agent } from "../../agent/agent.js";
+import type { ConfigSource } from "../../agent/config-source.js";
 import { FileConfigSource } from "../../agent/file-config-source.js";
 import { AGENT_HELP, loadSettings } from "../../agent/settings.js";
+import { operatorSource } from "../../distribution/agent-client.js";
 
 export const command: Command = {
   help: AGENT_HELP,
   async run(argv) {
     const settings = loadSettings(argv);
-    if (settings.configFile === undefined) {
-      throw new CommandError(
-        "--operator: the distribution client is not built yet (distribution issue); run standalone with --config FILE",
-        1,
-      );
-    }
-    const agent = new Agent({ settings, source: new FileConfigSource(settings.configFile) });
+    // --operator wins over --config: the operator's config, with the agent's state dir as last-known-good.
+    let agent: Agent | undefined = undefined;
+    const source: ConfigSource =
+      settings.operatorUrl !== undefined
+        ? operatorSource(settings, () => agent?.runtime?.version)
+        : new FileConfigSource(settings.configFile ?? "");
+    agent = new Agent({ settings, source });
     try {
       await agent.start();
     } catch (err) {

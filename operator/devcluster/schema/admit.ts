@@ -11,7 +11,7 @@ import {
   type FieldCause,
   type FieldValidation,
 } from "./types.js";
-import { validateValue } from "./validate.js";
+import { jsonTypeOf, validateValue } from "./validate.js";
 
 export interface AdmitOptions {
   schema: Record<string, unknown>;
@@ -24,7 +24,8 @@ export interface AdmitOptions {
  * Prunes, defaults and validates `object` (never throws). Unknown fields become causes with reason
  * `UNKNOWN_FIELD_REASON` under Strict (the server answers 400 `strict decoding error: unknown field "…"`; no other
  * causes are reported then, as decoding fails first), `unknown field "…"` warnings under Warn, nothing under
- * Ignore. All other causes are 422 `Invalid`.
+ * Ignore (the default is Warn, as on the apiserver). All other causes are 422 `Invalid`. Root-level rule errors
+ * are reported at `ROOT_FIELD` ("<nil>").
  */
 export function admitCustomResource(opts: AdmitOptions): AdmitResult {
   const warnings: string[] = [];
@@ -32,7 +33,11 @@ export function admitCustomResource(opts: AdmitOptions): AdmitResult {
     return {
       object: {},
       causes: [
-        cause.typeInvalid("", "object", 'in body must be of type object: "' + typeof opts.object + '"'),
+        cause.typeInvalid(
+          "",
+          jsonTypeOf(opts.object),
+          `in body must be of type object: "${jsonTypeOf(opts.object)}"`,
+        ),
       ],
       warnings,
     };

@@ -7,6 +7,7 @@ import {
   type HttpUpstreamConfig,
   type InboundConfig,
   type SidecarConfig,
+  type UpstreamConfig,
 } from "../../operator/api/sidecar-config.js";
 import { Agent } from "../../operator/agent/agent.js";
 import type {
@@ -115,7 +116,7 @@ export function upstreamRule(
 }
 
 export function makeConfig(
-  upstreams: HttpUpstreamConfig[],
+  upstreams: UpstreamConfig[],
   inbound?: InboundConfig,
   version = "v1",
 ): SidecarConfig {

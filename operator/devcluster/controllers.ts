@@ -188,7 +188,7 @@ export class Controllers {
       for (const o of [...this.store.listRaw(first.storeKey)]) {
         // CRs go with their CRD regardless of their finalizers (the real cleanup controller waits; the
         // dev cluster does not run the finalizers' controllers), so remove them outright.
-        this.store.commit(first.storeKey, "DELETED", o);
+        this.store.commit(first.storeKey, "DELETED", structuredClone(o));
       }
     }
     const current = this.store.get(

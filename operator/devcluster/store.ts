@@ -98,7 +98,7 @@ export class Store {
 
   /**
    * Writes an object (ADDED/MODIFIED) or removes it (DELETED), stamping a new resourceVersion on it.
-   * Returns the stored copy.
+   * The object is owned by the store from then on; the returned reference must not be mutated.
    */
   commit(storeKey: string, type: EventType, object: Obj): Obj {
     const m = meta(object);
@@ -106,7 +106,8 @@ export class Store {
     const b = this.bucket(storeKey);
     const old = b.get(key);
     this.rv++;
-    const stored = clone(object);
+    // The caller hands the object over (every write path builds a fresh copy): no defensive clone.
+    const stored = object;
     meta(stored).resourceVersion = String(this.rv);
     this.wal?.append({ rv: this.rv, storeKey, type, object: stored });
     if (type === "DELETED") b.delete(key);
@@ -121,7 +122,7 @@ export class Store {
         // a broken watcher must not break the write
       }
     }
-    return clone(stored);
+    return stored;
   }
 
   private record(ev: StoreEvent): void {

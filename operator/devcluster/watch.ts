@@ -24,6 +24,17 @@ export interface WatchSpec {
   bookmarkIntervalMs?: number;
 }
 
+/** JSON of stored objects, computed once however many watchers send them. */
+const jsonCache = new WeakMap<Obj, string>();
+function serialized(o: Obj): string {
+  let j = jsonCache.get(o);
+  if (j === undefined) {
+    j = JSON.stringify(o);
+    jsonCache.set(o, j);
+  }
+  return j;
+}
+
 /** Bound on bytes queued for a slow watcher before its stream is closed (it will resume or relist). */
 const MAX_BUFFERED = 16 * 1024 * 1024;
 
@@ -61,7 +72,8 @@ export class WatchHub {
     };
     let headerSent = false;
     const view = (o: Obj): Obj => {
-      const out = type.fromStored ? type.fromStored(clone(o)) : clone(o);
+      // stored objects are immutable once committed and carry apiVersion/kind: share them across watchers
+      const out = type.fromStored ? type.fromStored(clone(o)) : o;
       if (out.apiVersion === undefined)
         out.apiVersion = type.group ? `${type.group}/${type.version}` : type.version;
       if (out.kind === undefined) out.kind = type.kind;
@@ -74,10 +86,19 @@ export class WatchHub {
       return out;
     };
     let closed = false;
+    // Events are batched per tick: one TLS write for a burst instead of one per event.
+    let pending = "";
+    const flush = () => {
+      if (pending === "" || closed) return;
+      const chunk = pending;
+      pending = "";
+      res.write(chunk);
+      if (res.writableLength > MAX_BUFFERED) close();
+    };
     const send = (evType: string, object: Obj) => {
       if (closed) return;
-      res.write(`${JSON.stringify({ type: evType, object })}\n`);
-      if (res.writableLength > MAX_BUFFERED) close();
+      if (pending === "") setImmediate(flush);
+      pending += `{"type":"${evType}","object":${serialized(object)}}\n`;
     };
     const onEvent = (ev: StoreEvent) => {
       const now = ev.type === "DELETED" ? false : matches(ev.object);
@@ -99,7 +120,9 @@ export class WatchHub {
       unsubscribe();
       for (const t of timers) clearTimeout(t);
       this.active.delete(entry);
-      res.end();
+      const rest = pending;
+      pending = "";
+      res.end(rest === "" ? undefined : rest);
     };
     onClose(close);
 

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { stringify as stringifyYaml } from "yaml";
 import { FileConfigSource } from "../../operator/agent/file-config-source.js";
 import { StateStore } from "../../operator/agent/state-store.js";
 import type { CircuitBreakerConfig } from "../../operator/api/sidecar-config.js";
@@ -134,7 +135,8 @@ describe("hot reload", () => {
     const status = JSON.parse((await send(a.agent.ports.admin, { path: "/status" })).body);
     expect(status.lastConfigError.version).toBe("v2");
 
-    await writeFile(file, JSON.stringify(makeConfig([upstreamRule("a", ok.port)], undefined, "v3")));
+    // YAML works as well as JSON.
+    await writeFile(file, stringifyYaml(makeConfig([upstreamRule("a", ok.port)], undefined, "v3")));
     await until(() => a.agent.runtime?.version === "v3", 3000, "v3 applied");
     expect(a.source.name).toContain("config.yaml");
   });

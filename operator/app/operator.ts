@@ -68,6 +68,8 @@ export interface DistributorContext {
 export type ManagedDistributor = ConfigDistributor & {
   start?(): Promise<void> | void;
   stop?(): Promise<void> | void;
+  /** Drops a deleted pod's state (the distribution server's `forget`). */
+  forget?(pod: string): void;
 };
 
 export interface OperatorOptions {
@@ -80,7 +82,8 @@ export interface OperatorOptions {
    * desired state, serves no agent). A factory's `start()` runs before the watches, its `stop()`
    * after everything else.
    */
-  distributor?: ManagedDistributor | ((ctx: DistributorContext) => ManagedDistributor);
+  distributor?:
+    ManagedDistributor | ((ctx: DistributorContext) => ManagedDistributor | Promise<ManagedDistributor>);
   /** This replica's identity in the Lease. Defaults to the host name (the pod name in a cluster). */
   identity?: string;
   /** Compete for a Lease before writing (`--leader-elect`). Defaults to true. */
@@ -158,7 +161,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
 
   const distributor: ManagedDistributor =
     typeof opts.distributor === "function"
-      ? opts.distributor({
+      ? await opts.distributor({
           distributionPort: opts.distributionPort ?? 15010,
           clock,
           logger,
@@ -198,8 +201,12 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
   pods.onChange((e) => {
     const key = objectKeyOf(e.object);
     const current = pods.store.getByKey(key);
-    if (!current || !isLivePod(current)) state.deletePod(key);
-    else state.upsertPod(podInfoFromObject(current));
+    if (current && isLivePod(current)) {
+      state.upsertPod(podInfoFromObject(current));
+    } else {
+      state.deletePod(key);
+      if (!current) distributor.forget?.(key);
+    }
   });
   for (const src of [policies, pods]) {
     src.onEvent((e) => {

@@ -86,10 +86,17 @@ export class Bulkhead {
   /** Asks for a slot at `now`. O(1); allocates only when it queues. */
   tryAcquire(now: number): BulkheadDecision {
     // FIFO: nobody overtakes a waiting ticket (serve the queue first if a slot is somehow free).
-    if (this.active < this.limit && this.waiting > 0) this.drain(now);
-    if (this.active < this.limit && this.waiting === 0) {
-      this.active++;
-      return GRANTED;
+    if (this.waiting === 0) {
+      if (this.active < this.limit) {
+        this.active++;
+        return GRANTED;
+      }
+    } else if (this.active < this.limit) {
+      this.drain(now);
+      if (this.active < this.limit && this.waiting === 0) {
+        this.active++;
+        return GRANTED;
+      }
     }
     if (this.waiting >= this.maxQueue) {
       this.expire(now);
@@ -113,7 +120,7 @@ export class Bulkhead {
   /** Gives back a slot at `now` (a granted call ended, however it ended) and hands it to the oldest waiting ticket. */
   release(now: number): void {
     if (this.active > 0) this.active--;
-    this.drain(now);
+    if (this.waiting > 0) this.drain(now);
   }
 
   /** Settles every waiting ticket whose deadline is ≤ `now` as `expired` and returns them, oldest first. */
@@ -191,7 +198,7 @@ export class Bulkhead {
       this.q[this.qHead++] = undefined;
     }
     if (this.qHead === this.q.length) {
-      this.q.length = 0;
+      if (this.qHead > 0) this.q = [];
       this.qHead = 0;
     } else if (this.qHead > 1024 && this.qHead * 2 > this.q.length) {
       this.q = this.q.slice(this.qHead);

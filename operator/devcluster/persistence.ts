@@ -25,6 +25,10 @@ export interface WalRecord {
 
 export interface Wal {
   append(rec: WalRecord): void;
+  /** Records appended since the last snapshot. */
+  readonly length: number;
+  /** Writes a fresh snapshot of `state` and empties the log. */
+  compact(state: LoadedState): void;
   close(): void;
 }
 
@@ -67,9 +71,7 @@ export function loadState(dir: string): LoadedState {
   return { rv, objects: [...objects.values()] };
 }
 
-/** Writes a snapshot atomically (write, fsync, rename) and starts an empty log. */
-export function openWal(dir: string, state: LoadedState): Wal {
-  mkdirSync(dir, { recursive: true });
+function writeSnapshot(dir: string, state: LoadedState): void {
   const snapPath = join(dir, "snapshot.json");
   const tmp = `${snapPath}.tmp`;
   const fd0 = openSync(tmp, "w");
@@ -77,14 +79,35 @@ export function openWal(dir: string, state: LoadedState): Wal {
   fsyncSync(fd0);
   closeSync(fd0);
   renameSync(tmp, snapPath);
-  writeFileSync(join(dir, "wal.jsonl"), "");
-  const fd = openSync(join(dir, "wal.jsonl"), "a");
+}
+
+/** Writes a snapshot atomically (write, fsync, rename) and starts an empty log. */
+export function openWal(dir: string, state: LoadedState): Wal {
+  mkdirSync(dir, { recursive: true });
+  const walPath = join(dir, "wal.jsonl");
+  writeSnapshot(dir, state);
+  writeFileSync(walPath, "");
+  let fd = openSync(walPath, "a");
   let closed = false;
+  let length = 0;
   return {
+    get length() {
+      return length;
+    },
     append(rec) {
       if (closed) return;
       writeSync(fd, `${JSON.stringify(rec)}\n`);
       fsyncSync(fd);
+      length++;
+    },
+    compact(next) {
+      if (closed) return;
+      // the snapshot lands before the log is emptied: a crash in between replays records already in it
+      writeSnapshot(dir, next);
+      closeSync(fd);
+      writeFileSync(walPath, "");
+      fd = openSync(walPath, "a");
+      length = 0;
     },
     close() {
       if (closed) return;

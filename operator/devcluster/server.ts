@@ -355,6 +355,18 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
           if (field) spec.field = field;
           const rv = q.get("resourceVersion");
           if (rv !== null) spec.resourceVersion = rv;
+          if (q.get("sendInitialEvents") === "true") {
+            if (q.get("resourceVersionMatch") !== "NotOlderThan" || !spec.bookmarks)
+              throw invalid("meta.k8s.io", "ListOptions", "", [
+                {
+                  reason: "FieldValueForbidden",
+                  message:
+                    "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan and allowWatchBookmarks",
+                  field: "sendInitialEvents",
+                },
+              ]);
+            spec.sendInitialEvents = true;
+          }
           const ts = q.get("timeoutSeconds");
           if (ts !== null) spec.timeoutSeconds = Number(ts);
           if (table) spec.table = include;

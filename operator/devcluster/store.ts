@@ -24,6 +24,9 @@ interface History {
   compactedRv: number;
 }
 
+/** Log records after which the write-ahead log is folded into a new snapshot. */
+const WAL_COMPACT_RECORDS = 5000;
+
 export function objectKey(ns: string | undefined, name: string): string {
   return `${ns ?? ""}/${name}`;
 }
@@ -109,9 +112,12 @@ export class Store {
     // The caller hands the object over (every write path builds a fresh copy): no defensive clone.
     const stored = object;
     meta(stored).resourceVersion = String(this.rv);
+    // write-ahead: the record is on disk (fsync'd) before the change is visible or acknowledged
     this.wal?.append({ rv: this.rv, storeKey, type, object: stored });
     if (type === "DELETED") b.delete(key);
     else b.set(key, stored);
+    if (this.wal && this.wal.length >= WAL_COMPACT_RECORDS)
+      this.wal.compact({ rv: this.rv, objects: [...this.entries()] });
     const ev: StoreEvent = { type, storeKey, rv: this.rv, object: stored };
     if (old) ev.old = old;
     this.record(ev);

@@ -20,6 +20,8 @@ export interface WatchSpec {
   bookmarks: boolean;
   timeoutSeconds?: number;
   table?: IncludeObject;
+  /** sendInitialEvents=true: ADDED for every object, then a BOOKMARK marking the end of them. */
+  sendInitialEvents?: boolean;
   /** Delay between bookmarks (ms). */
   bookmarkIntervalMs?: number;
 }
@@ -135,9 +137,20 @@ export class WatchHub {
 
     const rvParam = spec.resourceVersion;
     let initial: StoreEvent[] | undefined;
-    if (rvParam === undefined || rvParam === "" || rvParam === "0") {
+    if (rvParam === undefined || rvParam === "" || rvParam === "0" || spec.sendInitialEvents) {
       for (const o of store.listRaw(type.storeKey, spec.namespace)) if (matches(o)) send("ADDED", view(o));
       initial = [];
+      if (spec.sendInitialEvents) {
+        // https://kubernetes.io/docs/reference/using-api/api-concepts/#streaming-lists
+        send("BOOKMARK", {
+          kind: type.kind,
+          apiVersion: type.group ? `${type.group}/${type.version}` : type.version,
+          metadata: {
+            resourceVersion: String(store.currentRv()),
+            annotations: { "k8s.io/initial-events-end": "true" },
+          },
+        });
+      }
     } else {
       const rv = Number(rvParam);
       if (!Number.isFinite(rv)) {

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadState, openWal } from "../../operator/devcluster/persistence.js";
 import { startDevCluster } from "../../operator/devcluster/server.js";
 import { FIXTURES, startHarness, until, type Harness } from "./helpers.js";
 
@@ -444,6 +445,31 @@ describe("watch extras", () => {
     }
   });
 
+  it("sendInitialEvents streams the current objects, then a BOOKMARK marking their end (https://kubernetes.io/docs/reference/using-api/api-concepts/#streaming-lists)", async () => {
+    await h.request("POST", "/api/v1/namespaces/default/configmaps", {
+      body: { metadata: { name: "streamed" } },
+    });
+    const r = await h.request(
+      "GET",
+      "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+    );
+    const events = r.text
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as AnyObj);
+    expect(events.some((e) => e.type === "ADDED" && e.object.metadata.name === "streamed")).toBe(true);
+    const end = events.findIndex(
+      (e) => e.type === "BOOKMARK" && e.object.metadata.annotations?.["k8s.io/initial-events-end"] === "true",
+    );
+    expect(end).toBeGreaterThan(0);
+    expect(events.slice(0, end).every((e) => e.type === "ADDED")).toBe(true);
+    const bad = await h.request(
+      "GET",
+      "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true",
+    );
+    expect(bad.status).toBe(422);
+  });
+
   it("a restart keeps objects, loses watch history (410 on resume) and serves again", async () => {
     const c = await startHarness();
     try {
@@ -472,6 +498,35 @@ describe("watch extras", () => {
 });
 
 describe("persistence (--data)", () => {
+  it("folds the write-ahead log into a snapshot without losing records", () => {
+    const dir = mkdtempSync(join(tmpdir(), "bulwark-dc-wal-"));
+    try {
+      const cm = (name: string, rv: number) => ({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name, namespace: "default", resourceVersion: String(rv) },
+      });
+      const wal = openWal(dir, { rv: 0, objects: [] });
+      wal.append({ rv: 1, storeKey: "/configmaps", type: "ADDED", object: cm("a", 1) });
+      wal.append({ rv: 2, storeKey: "/configmaps", type: "ADDED", object: cm("b", 2) });
+      wal.compact({
+        rv: 2,
+        objects: [
+          { storeKey: "/configmaps", object: cm("a", 1) },
+          { storeKey: "/configmaps", object: cm("b", 2) },
+        ],
+      });
+      expect(wal.length).toBe(0);
+      wal.append({ rv: 3, storeKey: "/configmaps", type: "DELETED", object: cm("a", 3) });
+      wal.close();
+      const state = loadState(dir);
+      expect(state.rv).toBe(3);
+      expect(state.objects.map((o) => (o.object.metadata as AnyObj).name)).toEqual(["b"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("keeps objects across restarts and resourceVersions monotonic", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "bulwark-dc-data-"));
     try {

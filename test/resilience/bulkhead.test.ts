@@ -106,6 +106,20 @@ describe("bulkhead", () => {
     expect(b.inflight).toBe(2);
   });
 
+  it("keeps FIFO order through thousands of queued tickets (queue compaction)", () => {
+    const b = new Bulkhead({ maxConcurrent: 1, maxQueue: 5_000, queueTimeoutMs: 1e9 });
+    b.tryAcquire(0);
+    const ts = Array.from({ length: 3_000 }, () => ticketOf(b.tryAcquire(0)));
+    const granted: number[] = [];
+    for (let i = 0; i < 3_000; i++) {
+      b.release(i);
+      const next = ts.findIndex((t) => t.status === "granted" && !granted.includes(t.id));
+      granted.push(ts[next]!.id);
+    }
+    expect(granted).toEqual(ts.map((t) => t.id));
+    expect([b.inflight, b.queued]).toEqual([1, 0]);
+  });
+
   it("rejects invalid sizes", () => {
     expect(() => new Bulkhead({ maxConcurrent: -1 })).toThrow(/maxConcurrent/);
     expect(() => new Bulkhead({ maxQueue: 1.5 })).toThrow(/maxQueue/);

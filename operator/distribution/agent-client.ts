@@ -7,6 +7,7 @@
 // silent past the dead-peer timeout) ends in a reconnect after capped exponential backoff with full jitter,
 // Bulwark's own backoff primitive. Nothing here ever changes the config in force by itself: while the
 // operator is away, the agent keeps enforcing the last config it accepted (fail static).
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
@@ -21,6 +22,7 @@ import {
   type OperatorMessage,
 } from "../api/agent-protocol.js";
 import type { AgentReport, ConfigCandidate, ConfigSource, ConfigVerdict } from "../agent/config-source.js";
+import type { AgentSettings } from "../agent/settings.js";
 import { backoff, nextDelay, type Backoff } from "../resilience/backoff.js";
 import { systemRandom, type Random } from "../resilience/clock.js";
 import { NdjsonStream } from "./ndjson-stream.js";
@@ -72,6 +74,8 @@ export class OperatorConfigSource implements ConfigSource {
   private deadAfter: number;
   private latestReport: AgentReport | undefined;
   private retryAfterMs = 0;
+  /** The operator's last error message on this connection, kept for lastError when the connection ends. */
+  private operatorError: string | undefined;
   state: ClientState = "idle";
   /** Successful handshakes so far. */
   connects = 0;
@@ -250,7 +254,7 @@ export class OperatorConfigSource implements ConfigSource {
       case "pong":
         return;
       case "error":
-        this.lastError = `operator: ${msg.code}: ${msg.message}`;
+        this.operatorError = `operator: ${msg.code}: ${msg.message}`;
         this.log("operator-error", { code: msg.code, message: msg.message });
         return;
       case "goodbye":
@@ -292,7 +296,8 @@ export class OperatorConfigSource implements ConfigSource {
 
   private retry(why: string): void {
     if (this.state === "closed") return;
-    this.lastError = why;
+    this.lastError = this.operatorError ? `${why} after ${this.operatorError}` : why;
+    this.operatorError = undefined;
     this.state = "backoff";
     this.attempt++;
     const delay = Math.max(
@@ -329,4 +334,53 @@ export class OperatorConfigSource implements ConfigSource {
     if (this.watchdog) clearInterval(this.watchdog);
     this.watchdog = undefined;
   }
+}
+
+/**
+ * The source `bulwark agent --operator URL --token-file FILE` runs with: settings already validated (pod and
+ * namespace set), log lines as JSON on stdout next to the agent's recovery log.
+ * @param activeVersion the version the agent has in force (restored from --state-dir before connecting).
+ */
+export function operatorSource(
+  settings: AgentSettings,
+  activeVersion: () => string | undefined,
+  write: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+): OperatorConfigSource {
+  if (settings.operatorUrl === undefined || settings.tokenFile === undefined) {
+    throw new Error("operatorSource: --operator and --token-file are required");
+  }
+  const base = { component: "bulwark-agent", pod: settings.pod, namespace: settings.namespace };
+  return new OperatorConfigSource({
+    url: settings.operatorUrl,
+    tokenFile: settings.tokenFile,
+    pod: { namespace: settings.namespace ?? "", name: settings.pod ?? "" },
+    activeVersion,
+    agentVersion: packageVersion(),
+    ...(settings.operatorCaFile !== undefined ? { ca: readFileSync(settings.operatorCaFile) } : {}),
+    log: (event, fields) =>
+      write(JSON.stringify({ time: new Date().toISOString(), ...base, event, ...fields })),
+  });
+}
+
+let cachedVersion: string | undefined;
+
+/** The `version` of the bulwark package this file belongs to (source checkout or built dist/). */
+export function packageVersion(): string {
+  if (cachedVersion !== undefined) return cachedVersion;
+  cachedVersion = "unknown";
+  for (const rel of ["../../package.json", "../../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === "bulwark" && typeof pkg.version === "string") {
+        cachedVersion = pkg.version;
+        break;
+      }
+    } catch {
+      // not there: try the next layout
+    }
+  }
+  return cachedVersion;
 }

@@ -193,6 +193,8 @@ class Server implements DistributionServer {
   private readonly debouncer: Debouncer;
   private readonly pods = new Map<string, PodEntry>();
   private readonly conns = new Set<Conn>();
+  /** Every upgraded socket until it closes (refused ones too), so close() can finish them off. */
+  private readonly sockets = new Set<Duplex>();
   private readonly dirty = new Set<string>();
   private readonly waiting = new Set<string>();
   private readonly changeListeners = new Set<(pod: string) => void>();
@@ -375,16 +377,22 @@ class Server implements DistributionServer {
       this.send(c, { type: "goodbye", reason: "operator shutting down" });
       this.closeConn(c, "shutdown");
     }
-    await new Promise<void>((resolve) => {
-      this.http.close(() => resolve());
-      this.http.closeAllConnections();
-    });
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeAllConnections();
+    // Goodbyes had their chance to flush; whatever is still open (stalled peers, refusals not yet read) goes.
+    const grace = setTimeout(() => {
+      for (const s of this.sockets) s.destroy();
+    }, 200);
+    await closed;
+    clearTimeout(grace);
   }
 
   // ---- connections ----
 
   private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on("error", () => socket.destroy());
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
     const path = (req.url ?? "").split("?")[0];
     if (path !== DISTRIBUTION_PATH || (req.headers.upgrade ?? "").toLowerCase() !== DISTRIBUTION_UPGRADE) {
       return refuse(socket, 404, {

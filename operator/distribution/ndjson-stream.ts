@@ -46,7 +46,15 @@ export class NdjsonStream {
     socket.on("error", () => this.end("closed"));
     socket.on("close", () => this.end("closed"));
     socket.on("end", () => this.end("closed"));
-    if (head && head.length > 0) this.onData(head);
+    // Bytes that arrived with the upgrade response go first, but after the constructor returned (callbacks
+    // may refer to this stream); socket data events come later, from I/O.
+    if (head && head.length > 0) {
+      socket.pause();
+      process.nextTick(() => {
+        this.onData(head);
+        socket.resume();
+      });
+    }
   }
 
   get isClosed(): boolean {

@@ -1,7 +1,16 @@
 // Shared pieces of the distribution tests: configs, a scripted agent around OperatorConfigSource, waiting.
 import { mkdtempSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { Duplex } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import {
+  DISTRIBUTION_PATH,
+  DISTRIBUTION_UPGRADE,
+  PROTOCOL_VERSION,
+  type AgentMessage,
+  type OperatorMessage,
+} from "../../operator/api/agent-protocol.js";
 import {
   SIDECAR_CONFIG_API_VERSION,
   parseSidecarConfig,
@@ -12,6 +21,7 @@ import {
   OperatorConfigSource,
   type OperatorConfigSourceOptions,
 } from "../../operator/distribution/agent-client.js";
+import { NdjsonStream } from "../../operator/distribution/ndjson-stream.js";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -99,4 +109,68 @@ export class ScriptedAgent {
   stop(): Promise<void> {
     return this.source.close();
   }
+}
+
+/** A bare protocol client: sends what the test says, records what it gets; answers nothing by itself. */
+export interface RawClient {
+  readonly messages: OperatorMessage[];
+  readonly socket: Duplex;
+  send(msg: AgentMessage): void;
+  closed(): boolean;
+  /** Resolves with the first recorded message of `type` (waits for it). */
+  next<T extends OperatorMessage["type"]>(
+    type: T,
+    timeoutMs?: number,
+  ): Promise<Extract<OperatorMessage, { type: T }>>;
+}
+
+export function rawClient(
+  url: string,
+  token: string,
+  hello?: Partial<AgentMessage & { type: "hello" }>,
+): Promise<RawClient> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}${DISTRIBUTION_PATH}`, {
+      headers: { connection: "Upgrade", upgrade: DISTRIBUTION_UPGRADE, authorization: `Bearer ${token}` },
+      agent: false,
+    });
+    req.on("response", (res) => reject(new Error(`refused: ${res.statusCode}`)));
+    req.on("error", reject);
+    req.on("upgrade", (_res, socket: Duplex, head: Buffer) => {
+      const messages: OperatorMessage[] = [];
+      let isClosed = false;
+      const stream = new NdjsonStream(
+        socket,
+        {
+          maxFrameBytes: 64 * 1024 * 1024,
+          maxBufferedBytes: 1024 * 1024,
+          onFrame: (v) => messages.push(v as OperatorMessage),
+          onClose: () => (isClosed = true),
+        },
+        head,
+      );
+      const client: RawClient = {
+        messages,
+        socket,
+        send: (m) => void stream.send(m),
+        closed: () => isClosed,
+        async next(type, timeoutMs = 5000) {
+          let found: OperatorMessage | undefined;
+          await until(() => (found = messages.find((m) => m.type === type)) !== undefined, timeoutMs, type);
+          return found as never;
+        },
+      };
+      if (hello) {
+        client.send({
+          type: "hello",
+          protocol: PROTOCOL_VERSION,
+          pod: { namespace: "shop", name: "x" },
+          agentVersion: "test",
+          ...hello,
+        } as AgentMessage);
+      }
+      resolve(client);
+    });
+    req.end();
+  });
 }

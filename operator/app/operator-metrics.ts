@@ -31,7 +31,6 @@ export function reconcilerMetrics(m: OperatorMetrics): PolicyReconcilerMetrics {
         if (counts) m.policyPods.set({ namespace, policy, state }, counts[state]);
         else m.policyPods.remove({ namespace, policy, state });
       }
-      if (!counts) m.sheddingLevel.remove({ namespace, policy });
     },
     quotas(namespace, policy, quotas: readonly QuotaShare[] | undefined) {
       const key = `${namespace}/${policy}`;
@@ -61,6 +60,10 @@ export function reconcilerMetrics(m: OperatorMetrics): PolicyReconcilerMetrics {
         if (s.r) m.quotaAllocated.set({ namespace, policy, pod, kind: "rate" }, s.rate);
       }
       quotaLabels.set(key, set);
+    },
+    sheddingLevel(namespace, policy, level) {
+      if (level === undefined) m.sheddingLevel.remove({ namespace, policy });
+      else m.sheddingLevel.set({ namespace, policy }, level);
     },
     propagationSeconds(seconds) {
       m.configPropagation.observe(seconds);

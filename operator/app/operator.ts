@@ -108,6 +108,11 @@ export interface OperatorOptions {
   distributionPort?: number;
   /** Interface the health and metrics servers bind. Defaults to 0.0.0.0. */
   bindAddress?: string;
+  /**
+   * On `stop()`, longest wait for in-flight (and already queued) reconciles before writes are cut
+   * and the lease released anyway. Defaults to 20 000 ms, inside Kubernetes' 30 s grace period.
+   */
+  shutdownTimeoutMs?: number;
   /** See PolicyReconciler. Defaults to 30 000 ms. */
   withdrawalTimeoutMs?: number;
   /** Overrides for both watch sources (tests shorten relist and watchdog periods). */
@@ -348,7 +353,19 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
     stopped ??= (async () => {
       stopping = true;
       // 1. No new work: the queue stops; in-flight (and already queued) reconciles finish, still as leader.
-      await controller?.stop();
+      if (controller) {
+        const drained = await Promise.race([
+          controller.stop().then(() => true),
+          new Promise<false>((r) => {
+            const t = setTimeout(() => r(false), opts.shutdownTimeoutMs ?? 20_000);
+            t.unref();
+          }),
+        ]);
+        if (!drained) {
+          logger.warn("reconciles still running at the shutdown deadline; stopping writes");
+          leading = false;
+        }
+      }
       // 2. Give up the lease (or, simulating a crash, just stop renewing it).
       if (elector) {
         if (o.release === false) {

@@ -48,6 +48,8 @@ export interface PolicyReconcilerMetrics {
   policyPods?(namespace: string, name: string, counts: PropagationSummary | undefined): void;
   /** A policy's quota shares; undefined when the policy is gone. */
   quotas?(namespace: string, name: string, quotas: readonly QuotaShare[] | undefined): void;
+  /** Tiers the policy's pods shed now (0 = none); undefined when the policy is gone. */
+  sheddingLevel?(namespace: string, name: string, level: number | undefined): void;
   /** Policy change seen → last selected agent's ACK of the resulting config. */
   propagationSeconds?(seconds: number): void;
 }
@@ -159,6 +161,7 @@ export class PolicyReconciler {
     const [namespace = "", policyName = ""] = key.split("/");
     this.opts.metrics?.policyPods?.(namespace, policyName, undefined);
     this.opts.metrics?.quotas?.(namespace, policyName, undefined);
+    this.opts.metrics?.sheddingLevel?.(namespace, policyName, undefined);
   }
 
   // ---- status ----
@@ -251,6 +254,7 @@ export class PolicyReconciler {
     const m = this.opts.metrics;
     m?.policyPods?.(namespace, policyName, p);
     m?.quotas?.(namespace, policyName, this.opts.state.compiler.result(key)?.quotas ?? []);
+    m?.sheddingLevel?.(namespace, policyName, status.sheddingLevel ?? 0);
     const version = status.configVersion;
     const changedAt = this.opts.state.takeChangedAt(key);
     if (version === undefined || !p) return;

@@ -1,5 +1,6 @@
 // Quick CPU-per-request check of the agent's outbound proxy: a bare Node server (the floor), the agent in
-// passthrough, and the agent with a full rule set (rate limit, bulkhead, breaker, retry with budget, timeout,
+// passthrough, the agent with a full rule set, and a plain Node proxy (http.request + keep-alive + pipe) for
+// reference (rate limit, bulkhead, breaker, retry with budget, timeout,
 // fallback), each pinned to CPU 0 while the load generator and the upstream share CPU 1. CPU comes from
 // /proc/<pid>/stat (utime + stime), so it is the system under test's own cost.
 //
@@ -26,6 +27,8 @@ const SECONDS = Number(values.seconds);
 const CONNS = Number(values.connections);
 const ROUNDS = Number(values.rounds);
 const ROOT = new URL("../", import.meta.url).pathname;
+/** The naive Node proxy of the anchors: http.request with a keep-alive Agent, piped both ways. */
+const PLAIN_PROXY = `const http=require("http");const up=+process.argv[2];const a=new http.Agent({keepAlive:true,maxSockets:256});http.createServer((q,s)=>{const r=http.request({host:"127.0.0.1",port:up,method:q.method,path:q.url,headers:q.headers,agent:a},(u)=>{s.writeHead(u.statusCode,u.rawHeaders);u.pipe(s)});r.on("error",()=>{s.statusCode=502;s.end()});q.pipe(r)}).listen(+process.argv[1],"127.0.0.1",()=>console.log("up"))`;
 const SERVER = `const b=Buffer.alloc(100,120);require("http").createServer((q,s)=>{q.resume();q.on("end",()=>{s.writeHead(200,{"content-type":"text/plain","content-length":100});s.end(b)})}).listen(+process.argv[1],"127.0.0.1",()=>console.log("up"))`;
 
 function spawnPinned(cpu: number, args: string[]): ChildProcess {
@@ -158,6 +161,14 @@ async function main() {
       await waitFor(bare, "up");
       results.push({ round, sut: "bare node server", ...(await load(19102, "127.0.0.1", bare.pid!)) });
       bare.kill();
+      const plain = spawnPinned(0, ["node", "-e", PLAIN_PROXY, "19103", String(upPort)]);
+      await waitFor(plain, "up");
+      results.push({
+        round,
+        sut: "plain node proxy",
+        ...(await load(19103, `127.0.0.1:${upPort}`, plain.pid!)),
+      });
+      plain.kill();
       for (const full of [false, true]) {
         const file = join(dir, `${full}.json`);
         writeFileSync(file, JSON.stringify(config(upPort, full)));

@@ -15,6 +15,8 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
+const HOP_BY_HOP_LENGTHS = new Set([...HOP_BY_HOP].map((h) => h.length));
+
 /**
  * Copies raw header pairs minus hop-by-hop ones, those the Connection header names, and any in `drop`
  * (lower-case names).
@@ -32,8 +34,11 @@ export function filterHeaders(raw: readonly string[], drop?: ReadonlySet<string>
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named?.has(lower) || drop?.has(lower)) continue;
+    // Lower-case only names whose length could match (most headers are kept without a string copy).
+    if (named !== undefined || drop !== undefined || HOP_BY_HOP_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || named?.has(lower) || drop?.has(lower)) continue;
+    }
     out.push(name, raw[i + 1]!);
   }
   return out;
@@ -53,6 +58,20 @@ export type TargetParse = Target | { readonly error: number; readonly message: s
 
 // No counted repetition ({0,251}): V8 unrolls it and the match costs microseconds. Length is checked apart.
 const HOST_RE = /^(?:[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?|\[[0-9a-f:.]+\])$/;
+
+/** Parsed Host headers: they repeat on every request, so parse each once (bounded; cleared when full). */
+const authorityCache = new Map<string, { host: string; port: number } | null>();
+const AUTHORITY_CACHE_MAX = 1024;
+
+function cachedAuthority(authority: string): { host: string; port: number } | undefined {
+  let a = authorityCache.get(authority);
+  if (a === undefined) {
+    a = parseAuthority(authority, 80) ?? null;
+    if (authorityCache.size >= AUTHORITY_CACHE_MAX) authorityCache.clear();
+    authorityCache.set(authority, a);
+  }
+  return a ?? undefined;
+}
 
 /** Splits `host[:port]`; undefined when malformed. */
 export function parseAuthority(
@@ -87,9 +106,9 @@ export function parseTarget(req: IncomingMessage): TargetParse {
     const hostHeader = req.headers.host;
     if (!hostHeader)
       return { error: 400, message: "origin-form request without a Host header: cannot tell the upstream" };
-    const a = parseAuthority(hostHeader, 80);
+    const a = cachedAuthority(hostHeader);
     if (!a) return { error: 400, message: `malformed Host header "${hostHeader.slice(0, 100)}"` };
-    return { ...a, path: url, authority: hostHeader };
+    return { host: a.host, port: a.port, path: url, authority: hostHeader };
   }
   const lower = url.slice(0, 8).toLowerCase();
   if (lower.startsWith("http://")) {
@@ -103,13 +122,13 @@ export function parseTarget(req: IncomingMessage): TargetParse {
       }
     }
     const authority = rest.slice(0, end);
-    const a = parseAuthority(authority, 80);
+    const a = cachedAuthority(authority);
     if (!a) return { error: 400, message: `malformed authority in request target "${url.slice(0, 100)}"` };
     let path = rest.slice(end);
     const hash = path.indexOf("#");
     if (hash >= 0) path = path.slice(0, hash);
     if (path === "" || path.startsWith("?")) path = "/" + path;
-    return { ...a, path, authority };
+    return { host: a.host, port: a.port, path, authority };
   }
   if (lower.startsWith("https://")) {
     return {

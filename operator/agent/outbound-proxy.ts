@@ -469,6 +469,12 @@ class OutboundExchange {
             : { kind: outcome.kind };
       lastResult = result;
       if (!u.retry) break;
+      // A streamed body went out with the first try (even a connect failure may have consumed it): the
+      // request cannot be sent again, whatever the failure.
+      if (!replayable && this.bodyUsed) {
+        noRetry = "body-not-replayable";
+        break;
+      }
       // Convert the overall deadline to the decision clock for decideRetry.
       const clockNow = deps.clock.now();
       const deadline =

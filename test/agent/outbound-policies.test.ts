@@ -99,6 +99,22 @@ describe("outbound proxy: retries and idempotency", () => {
     expect(r.status).toBe(503);
     expect(up.hits).toBe(1);
     expect(bodies).toEqual(["0123456789"]);
+    // Not even a connect failure is retried once a streamed body went out.
+    const dead = await deadPort();
+    agent.source.push(
+      makeConfig(
+        [upstreamRule("gone", dead, { retry: { ...retry, maxReplayBodyBytes: 4 } })],
+        undefined,
+        "v2",
+      ),
+    );
+    const r2 = await send(agent.agent.ports.outbound, {
+      host: `127.0.0.1:${dead}`,
+      method: "PUT",
+      body: "0123456789",
+    });
+    expect(r2.status).toBe(502);
+    expect(r2.headers["x-bulwark-attempts"]).toBe("1");
   });
 
   it("retries connection resets and waits what Retry-After says (capped by the deadline)", async () => {

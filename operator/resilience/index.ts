@@ -7,7 +7,7 @@
  * promise-wrapping executor (`execute(fn)`), with no synchronous admit/record API for a proxy that answers
  * 503 itself; `CircuitBreakerPolicy` and `SamplingBreaker` read `Date.now()` and the jitter generators
  * `Math.random()` directly (nothing to inject, so no deterministic tests); the breakers are consecutive,
- * count- or sampling-based, with no slow-call rule and no combination of rules; half-open sampling
+ * count- or sampling-based, with no slow-call rule and no built-in combination of rules; half-open sampling
  * (`halfOpenSampling`) makes extra callers await the verdict instead of rejecting them; retry sleeps on a
  * real `setTimeout`; there is no retry budget, no rate limiter (in 4.0.0), no adaptive limit, no priority
  * shedding, and the bulkhead queue has no timeout. What it does have (growing open duration through a

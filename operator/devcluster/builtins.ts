@@ -121,7 +121,7 @@ export function builtinTypes(): ResourceType[] {
     t("apps", "v1", "deployments", "Deployment", {
       shortNames: ["deploy"],
       categories: ["all"],
-      subresources: ["status"],
+      subresources: ["scale", "status"],
       tracksGeneration: true,
     }),
     t("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", {
@@ -152,6 +152,14 @@ export function builtinTypes(): ResourceType[] {
       },
     ),
     t("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", { namespaced: false, verbs: ["create"] }),
+    t("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", {
+      namespaced: false,
+      verbs: ["create"],
+    }),
+    t("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", {
+      namespaced: false,
+      verbs: ["create"],
+    }),
   ];
 }
 

@@ -76,7 +76,7 @@ export function resourceList(reg: Registry, group: string, version: string): Obj
     if (t.categories.length > 0) r.categories = t.categories;
     resources.push(r);
     for (const sub of [...t.subresources].sort()) {
-      const kind = sub === "token" ? "TokenRequest" : t.kind;
+      const kind = sub === "token" ? "TokenRequest" : sub === "scale" ? "Scale" : t.kind;
       const sr: Obj = {
         name: `${t.resource}/${sub}`,
         singularName: "",
@@ -86,6 +86,10 @@ export function resourceList(reg: Registry, group: string, version: string): Obj
       };
       if (sub === "token") {
         sr.group = "authentication.k8s.io";
+        sr.version = "v1";
+      }
+      if (sub === "scale") {
+        sr.group = "autoscaling";
         sr.version = "v1";
       }
       resources.push(sr);
@@ -110,7 +114,9 @@ function discoveryResource(t: ResourceType): Obj {
       responseKind:
         sub === "token"
           ? { group: "authentication.k8s.io", version: "v1", kind: "TokenRequest" }
-          : { group: t.group, version: t.version, kind: t.kind },
+          : sub === "scale"
+            ? { group: "autoscaling", version: "v1", kind: "Scale" }
+            : { group: t.group, version: t.version, kind: t.kind },
       verbs: subVerbs(sub),
     }));
   }

@@ -1,5 +1,5 @@
 // Decodes the protobuf request bodies kubectl's typed clients send for a few built-in kinds
-// (`kubectl create configmap|secret|namespace|serviceaccount|token`): the `k8s\0` envelope
+// (`kubectl create configmap|secret|namespace|serviceaccount|token`, `kubectl auth can-i|whoami`): the `k8s\0` envelope
 // (runtime.Unknown) and the messages' field numbers from the Kubernetes API's generated.proto files
 // (https://kubernetes.io/docs/reference/using-api/api-concepts/#protobuf-encoding). Responses stay JSON,
 // which those clients also accept. Other kinds answer 415, and the client can send JSON instead.
@@ -93,6 +93,25 @@ const MESSAGES: Record<string, MessageDef> = {
     3: { name: "name", type: "string" },
     4: { name: "uid", type: "string" },
   },
+  SelfSubjectReview: { 1: { name: "metadata", type: { msg: "ObjectMeta" } } },
+  SelfSubjectAccessReview: {
+    1: { name: "metadata", type: { msg: "ObjectMeta" } },
+    2: { name: "spec", type: { msg: "SelfSubjectAccessReviewSpec" } },
+  },
+  SelfSubjectAccessReviewSpec: {
+    1: { name: "resourceAttributes", type: { msg: "ResourceAttributes" } },
+    2: { name: "nonResourceAttributes", type: { msg: "NonResourceAttributes" } },
+  },
+  ResourceAttributes: {
+    1: { name: "namespace", type: "string" },
+    2: { name: "verb", type: "string" },
+    3: { name: "group", type: "string" },
+    4: { name: "version", type: "string" },
+    5: { name: "resource", type: "string" },
+    6: { name: "subresource", type: "string" },
+    7: { name: "name", type: "string" },
+  },
+  NonResourceAttributes: { 1: { name: "path", type: "string" }, 2: { name: "verb", type: "string" } },
   MapEntry: { 1: { name: "key", type: "string" }, 2: { name: "value", type: "bytes" } },
 };
 
@@ -172,7 +191,7 @@ export function decodeProtobufBody(body: Buffer): Obj {
   const kind = String(tm.kind ?? "");
   if (!MESSAGES[kind] || kind === "Unknown" || kind === "MapEntry") {
     throw unsupportedMediaType(
-      `the body of the request was in an unknown format - the dev cluster decodes protobuf only for ConfigMap, Secret, Namespace, ServiceAccount and TokenRequest; send ${kind || "this kind"} as application/json`,
+      `the body of the request was in an unknown format - the dev cluster decodes protobuf only for ConfigMap, Secret, Namespace, ServiceAccount, TokenRequest and the self reviews; send ${kind || "this kind"} as application/json`,
     );
   }
   const raw = env.raw instanceof Buffer ? env.raw : Buffer.alloc(0);

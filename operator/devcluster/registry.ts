@@ -165,7 +165,7 @@ export function typesFromCrd(crd: Obj): ResourceType[] {
       shortNames: Array.isArray(names.shortNames) ? names.shortNames.map(String) : [],
       categories: Array.isArray(names.categories) ? names.categories.map(String) : [],
       verbs: ALL_VERBS,
-      subresources: isObj(subs.status) ? ["status"] : [],
+      subresources: [...(isObj(subs.scale) ? ["scale"] : []), ...(isObj(subs.status) ? ["status"] : [])],
       tracksGeneration: true,
       builtin: false,
       storeKey: `${group}/${plural}`,

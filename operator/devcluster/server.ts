@@ -36,9 +36,11 @@ import {
 import { Store } from "./store.js";
 import { toTable, wantsTable, type IncludeObject } from "./tables.js";
 import { loadOrGenerateTls } from "./tls.js";
+import { jsonPatch, mergePatch } from "./patch.js";
 import { decodeProtobufBody } from "./protobuf.js";
+import { applyScale, scalePaths, toScale } from "./scale.js";
 import { tokenRequest, tokenReview } from "./tokens.js";
-import { meta, type Obj } from "./util.js";
+import { isObj, meta, type Obj } from "./util.js";
 import { WatchHub } from "./watch.js";
 import { Webhooks } from "./webhooks.js";
 
@@ -324,6 +326,49 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
       if (method !== "POST" || route.name !== undefined) throw methodNotAllowed();
       sendJson(res, 201, tokenReview(store, auth, await readObjectBody(req)));
       return;
+    }
+    if (t.resource === "selfsubjectreviews" || t.resource === "selfsubjectaccessreviews") {
+      if (method !== "POST" || route.name !== undefined) throw methodNotAllowed();
+      const body = await readObjectBody(req);
+      const review: Obj = {
+        ...(isObj(body) ? body : {}),
+        apiVersion: gvString(t.group, t.version),
+        kind: t.kind,
+        metadata: { creationTimestamp: null },
+      };
+      // No RBAC enforcement in the dev cluster: every authenticated user may do everything.
+      review.status =
+        t.resource === "selfsubjectreviews"
+          ? {
+              userInfo: {
+                username: user.username,
+                uid: user.uid,
+                groups: user.groups,
+                ...(user.extra ? { extra: user.extra } : {}),
+              },
+            }
+          : { allowed: true, reason: "the bulwark dev cluster does not enforce RBAC" };
+      return sendJson(res, 201, review);
+    }
+    if (sub === "scale") {
+      const paths = scalePaths(t);
+      if (!paths) throw notFoundPath();
+      const mainInfo: RequestInfo = { ...info };
+      delete mainInfo.subresource;
+      const current = api.get(mainInfo);
+      if (method === "GET") return sendJson(res, 200, toScale(t, current, paths));
+      let wanted: unknown;
+      if (method === "PUT") wanted = await readObjectBody(req);
+      else if (method === "PATCH") {
+        const ct = (req.headers["content-type"] ?? "").split(";")[0]?.trim();
+        const raw = parseJsonBody(await readBody(req));
+        const scale = toScale(t, current, paths);
+        wanted = ct === "application/json-patch+json" ? jsonPatch(scale, raw) : mergePatch(scale, raw);
+      } else throw methodNotAllowed();
+      const updated = await api.update(mainInfo, applyScale(current, wanted, paths), {
+        isPatch: method === "PATCH",
+      });
+      return sendJson(res, 200, toScale(t, updated, paths), info.warnings);
     }
     if (sub === "finalize") {
       if (method !== "PUT") throw methodNotAllowed();

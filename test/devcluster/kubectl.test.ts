@@ -218,6 +218,22 @@ describe("kubectl against the dev cluster", () => {
     expect(r.stdout).toMatch(/NAME\s+DATA\s+AGE\ncfg\s+1\s/);
   });
 
+  it("create (protobuf bodies), scale and auth subcommands work on built-in kinds", async () => {
+    expect((await h.kubectl(["create", "configmap", "pb", "--from-literal=a=b"])).stdout.trim()).toBe(
+      "configmap/pb created",
+    );
+    expect((await h.kubectl(["get", "cm", "pb", "-o", "jsonpath={.data.a}"])).stdout).toBe("b");
+    const dep =
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx}]}\n";
+    expect((await h.kubectl(["apply", "-f", "-"], { input: dep })).code).toBe(0);
+    expect((await h.kubectl(["scale", "deployment", "web", "--replicas=3"])).stdout.trim()).toBe(
+      "deployment.apps/web scaled",
+    );
+    expect((await h.kubectl(["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])).stdout).toBe("3");
+    expect((await h.kubectl(["auth", "can-i", "create", "pods"])).stdout.trim()).toBe("yes");
+    expect((await h.kubectl(["auth", "whoami"])).stdout).toContain("bulwark-admin");
+  });
+
   it("delete with a finalizer keeps the object until the finalizer is removed", async () => {
     await h.kubectl(["apply", "-f", writeTemp(h.dir, "w-f.yaml", widget("finalized", 3))]);
     await h.kubectl([

@@ -1,13 +1,15 @@
 // The distribution server with scripted agents (the real OperatorConfigSource over loopback sockets) and a
 // static token table: push → ACK, NACK, reconnect without re-push, replaced connections, reports.
 import { afterEach, describe, expect, it } from "vitest";
+import { PROTOCOL_VERSION } from "../../operator/api/agent-protocol.js";
+import { generateTls } from "../../operator/devcluster/tls.js";
 import { StaticAuthenticator } from "../../operator/distribution/agent-authenticator.js";
 import {
   startDistributionServer,
   type DistributionServer,
   type DistributionServerOptions,
 } from "../../operator/distribution/distribution-server.js";
-import { ScriptedAgent, config, tokenFile, until } from "./helpers.js";
+import { ScriptedAgent, config, rawClient, tokenFile, until } from "./helpers.js";
 
 const servers: DistributionServer[] = [];
 const agents: ScriptedAgent[] = [];
@@ -157,5 +159,46 @@ describe("distribution server", () => {
     await until(() => s.report("shop/r")?.at === 2);
     expect(s.report("shop/r")).toMatchObject({ appHealth: "healthy", upstreams: [{ breaker: "open" }] });
     expect(seen).toEqual(["shop/r", "shop/r"]);
+  });
+
+  it("answers an agent speaking another protocol version with the range it accepts, and counts it", async () => {
+    const s = await server();
+    const c = await rawClient(s.url, "tok:shop/new", {
+      protocol: PROTOCOL_VERSION + 1,
+      pod: { namespace: "shop", name: "new" },
+    });
+    const err = await c.next("error");
+    expect(err).toMatchObject({ code: "unsupported-protocol", supported: { min: 1, max: PROTOCOL_VERSION } });
+    await until(() => c.closed());
+    expect(
+      await counter(s, "bulwark_distribution_auth_refusals_total", { reason: "unsupported_protocol" }),
+    ).toBe(1);
+    expect(s.propagation("shop/new").connected).toBe(false);
+  });
+
+  it("serves TLS when given a certificate; the agent verifies it with --operator-ca", async () => {
+    const tls = generateTls(["127.0.0.1"], "bulwark-operator");
+    const s = await server({ tls: { cert: tls.certPem, key: tls.keyPem } });
+    expect(s.url).toMatch(/^https:/);
+    const a = new ScriptedAgent({
+      url: s.url,
+      tokenFile: tokenFile("tok:shop/tls"),
+      pod: { namespace: "shop", name: "tls" },
+      ca: tls.caPem,
+    });
+    agents.push(a);
+    a.start();
+    s.setDesired("shop/tls", config("shop/tls", "v1"));
+    await until(() => s.propagation("shop/tls").ackedVersion === "v1", 10_000, "ack over TLS");
+    // Without the CA, the agent refuses the operator's certificate and keeps retrying.
+    const untrusting = new ScriptedAgent({
+      url: s.url,
+      tokenFile: tokenFile("tok:shop/tls2"),
+      pod: { namespace: "shop", name: "tls2" },
+    });
+    agents.push(untrusting);
+    untrusting.start();
+    await until(() => (untrusting.source.lastError ?? "").includes("connect:"), 10_000, "tls refused");
+    expect(untrusting.source.connects).toBe(0);
   });
 });

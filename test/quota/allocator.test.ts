@@ -85,11 +85,6 @@ describe("allocate", () => {
 });
 
 describe("quota transitions", () => {
-  const quotaMap = (keys: string[], max: number) =>
-    fc
-      .tuple(...keys.map(() => fc.integer({ min: 0, max })))
-      .map((vs) => new Map(keys.map((k, i) => [k, vs[i]!])));
-
   it("Σ max(acked, desired) ≤ budget at every step, whatever order agents ACK in, and converges", () => {
     const keys = ["a", "b", "c", "d"];
     fc.assert(

@@ -14,7 +14,7 @@
 // Shadow mode: every decision is taken and counted in bulwark_agent_shadow_decisions_total, but nothing is
 // rejected, queued, retried, delayed, faulted or replaced by a fallback because of it.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import net, { type Socket } from "node:net";
 import type { Counter, Histogram } from "prom-client";
 import type { FailureKind } from "../api/sidecar-config.js";
 import type { Metrics } from "../observability/registry.js";
@@ -27,6 +27,7 @@ import {
   filterHeaders,
   hasBody,
   isIdempotent,
+  parseAuthority,
   parseTarget,
   readBody,
   retryAfterSeconds,
@@ -91,6 +92,10 @@ export function createOutboundServer(deps: OutboundDeps): http.Server {
     },
   );
   guardServer(server, deps.log, "outbound");
+  server.removeAllListeners("connect");
+  server.on("connect", (req: IncomingMessage, socket: Socket, head: Buffer) =>
+    tunnel(deps, req, socket, head),
+  );
   return server;
 }
 
@@ -118,6 +123,44 @@ export function guardServer(server: http.Server, log: RecoveryLog, listener: str
   server.on("connect", (_req: IncomingMessage, socket: Socket) => {
     socket.end("HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
   });
+}
+
+/**
+ * CONNECT (what HTTPS_PROXY clients send for https:// calls): a plain TCP tunnel, no policy applied (the
+ * agent cannot see inside TLS). Connect timeout 10 s; failures answer 502; either side closing closes both.
+ */
+function tunnel(deps: OutboundDeps, req: IncomingMessage, client: Socket, head: Buffer): void {
+  const a = parseAuthority(req.url ?? "", 443);
+  if (!a) {
+    client.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    return;
+  }
+  if (deps.selfAuthorities().has(`${a.host}:${a.port}`)) {
+    client.end("HTTP/1.1 508 Loop Detected\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    return;
+  }
+  const upstream = net.connect({ host: a.host, port: a.port });
+  const timer = deps.timers.after(10_000, () => upstream.destroy(new Error("connect timeout")));
+  let connected = false;
+  upstream.once("connect", () => {
+    connected = true;
+    timer.cancel();
+    client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+    if (head.length > 0) upstream.write(head);
+    upstream.pipe(client);
+    client.pipe(upstream);
+  });
+  upstream.on("error", (err: NodeJS.ErrnoException) => {
+    timer.cancel();
+    if (!connected && client.writable) {
+      client.end(
+        `HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\nX-Bulwark-Error: ${err.code ?? "error"}\r\n\r\n`,
+      );
+    } else client.destroy();
+  });
+  client.on("error", () => upstream.destroy());
+  client.on("close", () => upstream.destroy());
+  upstream.on("close", () => client.destroy());
 }
 
 interface PassMetrics {

@@ -157,7 +157,31 @@ describe("bad input never crashes the agent", () => {
     expect((await send(port, { host: "bad host!" })).status).toBe(400);
     expect((await send(port, { path: "https://example.com/", host: "example.com" })).status).toBe(501);
     expect((await send(port, { host: `127.0.0.1:${port}` })).status).toBe(508);
-    expect(await raw(port, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")).toMatch(
+    // CONNECT is tunnelled (no policy inside TLS): to a live port, to a dead one, and to the agent itself.
+    const echo = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+    const echoPort = (echo.address() as net.AddressInfo).port;
+    const tunnelled = await new Promise<string>((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () =>
+        s.write(`CONNECT 127.0.0.1:${echoPort} HTTP/1.1\r\nHost: x\r\n\r\n`),
+      );
+      let out = "";
+      s.on("data", (c) => {
+        out += c.toString();
+        if (out.endsWith("\r\n\r\n")) s.write("ping");
+        if (out.endsWith("ping")) {
+          s.destroy();
+          resolve(out);
+        }
+      });
+    });
+    expect(tunnelled).toBe("HTTP/1.1 200 Connection Established\r\n\r\nping");
+    echo.close();
+    expect(await raw(port, "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n")).toMatch(/^HTTP\/1.1 502/);
+    expect(await raw(port, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: x\r\n\r\n`)).toMatch(
+      /^HTTP\/1.1 508/,
+    );
+    expect(await raw(agent.agent.ports.inbound, "CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n")).toMatch(
       /^HTTP\/1.1 501/,
     );
     // An unknown upstream that does not exist: a clear 502, not a crash.

@@ -1,0 +1,185 @@
+// The suites `make bench` runs, and how each one's JSON becomes rows of BENCHMARKS.md. A row puts Bulwark's
+// figure beside the peer measured in the same run, as a ratio, and states the issue's aim as met or not.
+
+export interface Row {
+  readonly figure: string;
+  readonly value: string;
+  readonly peer?: string;
+  /** Bulwark ÷ peer (lower is better for costs). */
+  readonly ratio?: string;
+  readonly aim?: string;
+  readonly met?: boolean;
+}
+
+export interface Suite {
+  readonly name: string;
+  readonly title: string;
+  readonly resultFile: string;
+  readonly timeoutMs: number;
+  command(quick: boolean): string[];
+  rows(data: unknown): Row[];
+}
+
+export interface SuiteOutcome {
+  readonly suite: string;
+  readonly ok: boolean;
+  readonly seconds: number;
+  readonly data: unknown;
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits });
+const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : "—");
+const quickFlag = (quick: boolean) => (quick ? ["--quick"] : []);
+
+interface PrimitiveRow {
+  primitive: string;
+  case: string;
+  mode: string;
+  who: string;
+  nsPerOp: number;
+}
+
+function primitiveRows(data: unknown): Row[] {
+  const rows = (data as { rows: PrimitiveRow[] }).rows;
+  const groups = new Map<string, PrimitiveRow[]>();
+  for (const r of rows) {
+    const key = `${r.primitive} — ${r.case} (${r.mode})`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const out: Row[] = [];
+  for (const [figure, group] of groups) {
+    const ours = group.find((r) => r.who.startsWith("bulwark"));
+    if (!ours) continue;
+    const floor = group.find((r) => r.who.startsWith("floor"));
+    const peers = group.filter((r) => !r.who.startsWith("bulwark") && !r.who.startsWith("floor"));
+    const cheapest = peers.sort((a, b) => a.nsPerOp - b.nsPerOp)[0];
+    const isComposition = ours.primitive === "composition" && ours.mode === "sync";
+    out.push({
+      figure: `${figure}, ns/op`,
+      value: fmt(ours.nsPerOp),
+      ...(cheapest
+        ? { peer: `${cheapest.who} ${fmt(cheapest.nsPerOp)}`, ratio: ratio(ours.nsPerOp, cheapest.nsPerOp) }
+        : floor
+          ? { peer: `${floor.who} ${fmt(floor.nsPerOp)}`, ratio: ratio(ours.nsPerOp, floor.nsPerOp) }
+          : {}),
+      ...(isComposition ? { aim: "< 1,000 ns per request decision", met: ours.nsPerOp < 1000 } : {}),
+    });
+  }
+  return out;
+}
+
+interface CompileResults {
+  size: { policies: number; pods: number };
+  fullCompileMs: { median: number };
+  policyEditMs: { median: number };
+  podAddMs: { median: number };
+  heapMb: { value: number };
+}
+
+function compileRows(data: unknown): Row[] {
+  const d = data as CompileResults;
+  const at = `${fmt(d.size.policies)} policies × ${fmt(d.size.pods)} pods`;
+  return [
+    {
+      figure: `full compile, ${at}`,
+      value: `${fmt(d.fullCompileMs.median)} ms`,
+      aim: "< 2,000 ms",
+      met: d.fullCompileMs.median < 2000,
+    },
+    {
+      figure: "one policy edit (incremental)",
+      value: `${fmt(d.policyEditMs.median, 2)} ms`,
+      aim: "< 20 ms",
+      met: d.policyEditMs.median < 20,
+    },
+    {
+      figure: "one pod added (incremental)",
+      value: `${fmt(d.podAddMs.median, 2)} ms`,
+      aim: "< 20 ms",
+      met: d.podAddMs.median < 20,
+    },
+    {
+      figure: "compiled state (heap)",
+      value: `${fmt(d.heapMb.value)} MB`,
+      aim: "< 400 MB",
+      met: d.heapMb.value < 400,
+    },
+  ];
+}
+
+function devClusterRows(data: unknown): Row[] {
+  const d = data as { results: { name: string; opsPerSecond: number; p99Ms: number }[] };
+  return d.results.map((r) => ({
+    figure: r.name,
+    value: `${fmt(r.opsPerSecond)} ops/s, p99 ${fmt(r.p99Ms, 2)} ms`,
+  }));
+}
+
+export const SUITES: readonly Suite[] = [
+  {
+    name: "primitives",
+    title: "decision cost of the resilience primitives vs cockatiel and opossum",
+    resultFile: "primitives.json",
+    timeoutMs: 5 * 60_000,
+    command: (quick) => ["bench/primitives.ts", ...quickFlag(quick)],
+    rows: primitiveRows,
+  },
+  {
+    name: "compile",
+    title: "policy compiler at 1,000 policies × 10,000 pods",
+    resultFile: "compile.json",
+    timeoutMs: 3 * 60_000,
+    command: (quick) => ["bench/compile.ts", ...quickFlag(quick)],
+    rows: compileRows,
+  },
+  {
+    name: "devcluster",
+    title: "embedded dev cluster: creates, 10k-pod list, watch fan-out",
+    resultFile: "devcluster.json",
+    timeoutMs: 3 * 60_000,
+    command: (quick) => [
+      "operator/devcluster/bench.ts",
+      ...quickFlag(quick),
+      "--out",
+      "bench/results/devcluster.json",
+    ],
+    rows: devClusterRows,
+  },
+];
+
+export function renderMarkdown(latest: {
+  date: string;
+  quick: boolean;
+  machine: { cores: number; cpu: string; node: string; loadAvg1mBefore: number; noisy: boolean };
+  outcomes: readonly SuiteOutcome[];
+}): string {
+  const m = latest.machine;
+  const lines = [
+    "# Benchmarks",
+    "",
+    "Generated by `make bench` (bench/run.ts); do not edit by hand. Each figure sits beside the peer measured",
+    "in the same run, as a ratio. Absolute times are this machine's, not promises.",
+    "",
+    `Run ${latest.date}${latest.quick ? " (quick)" : ""} on ${m.cores} cores (${m.cpu}), Node ${m.node}; ` +
+      `load average ${m.loadAvg1mBefore.toFixed(2)} at the start${m.noisy ? " — **noisy**: the machine was busy, ratios are indicative" : ""}.`,
+  ];
+  for (const outcome of latest.outcomes) {
+    const suite = SUITES.find((s) => s.name === outcome.suite);
+    lines.push("", `## ${suite?.name ?? outcome.suite}: ${suite?.title ?? ""}`, "");
+    if (!outcome.ok || !suite) {
+      lines.push(`Failed in this run (after ${outcome.seconds.toFixed(0)} s); see the run's log.`);
+      continue;
+    }
+    lines.push(
+      "| figure | Bulwark | peer (same run) | ratio | aim | met |",
+      "| --- | --- | --- | --- | --- | --- |",
+    );
+    for (const r of suite.rows(outcome.data)) {
+      const met = r.met === undefined ? "" : r.met ? "yes" : "**no**";
+      lines.push(
+        `| ${r.figure} | ${r.value} | ${r.peer ?? ""} | ${r.ratio ?? ""} | ${r.aim ?? ""} | ${met} |`,
+      );
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,66 @@
+/**
+ * `make bench`: runs every suite in one go on this machine, one after another (never two at once: they
+ * would measure each other), then writes bench/results/latest.json and regenerates BENCHMARKS.md.
+ *
+ *   npx tsx bench/run.ts [--quick] [--only name,name]
+ *
+ * Each suite is its own script writing bench/results/<suite>.json; bench/report.ts turns those into the
+ * table rows (figure, Bulwark, peer, ratio, aim, met). A suite that fails is reported as failed, and the
+ * others still run: one broken suite must not hide the rest.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { renderMarkdown, SUITES, type SuiteOutcome } from "./report.js";
+
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+const RESULTS = path.join(ROOT, "bench", "results");
+
+const { values } = parseArgs({
+  options: { quick: { type: "boolean", default: false }, only: { type: "string" } },
+});
+const only = values.only?.split(",");
+
+function runSuite(args: readonly string[], timeoutMs: number): Promise<{ code: number; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", ...args], { cwd: ROOT, stdio: "inherit" });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 124 : 1), ms: performance.now() - started });
+    });
+  });
+}
+
+const outcomes: SuiteOutcome[] = [];
+const loadBefore = os.loadavg()[0] ?? 0;
+for (const suite of SUITES) {
+  if (only && !only.includes(suite.name)) continue;
+  console.log(`\n== ${suite.name}: ${suite.title}`);
+  const { code, ms } = await runSuite(suite.command(values.quick), suite.timeoutMs);
+  const file = path.join(RESULTS, suite.resultFile);
+  const data: unknown = code === 0 && existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
+  outcomes.push({ suite: suite.name, ok: code === 0 && data !== undefined, seconds: ms / 1000, data });
+}
+
+const machine = {
+  cores: os.cpus().length,
+  cpu: os.cpus()[0]?.model ?? "unknown",
+  node: process.version,
+  loadAvg1mBefore: loadBefore,
+  loadAvg1mAfter: os.loadavg()[0] ?? 0,
+  // The anchors' gate: above 0.5 per core the machine was busy with other work and ratios are unsettled.
+  noisy: loadBefore > 0.5 * os.cpus().length,
+};
+const latest = { date: new Date().toISOString(), quick: values.quick, machine, outcomes };
+writeFileSync(path.join(RESULTS, "latest.json"), `${JSON.stringify(latest, null, 2)}\n`);
+if (!only) writeFileSync(path.join(ROOT, "BENCHMARKS.md"), renderMarkdown(latest));
+const failed = outcomes.filter((o) => !o.ok).map((o) => o.suite);
+console.log(
+  `\nbench: ${outcomes.length - failed.length}/${outcomes.length} suites ok${failed.length ? `; failed: ${failed.join(", ")}` : ""}`,
+);
+process.exitCode = failed.length > 0 ? 1 : 0;

@@ -206,7 +206,14 @@ export class Agent {
       ]);
     }
     const prev = this.current;
-    if (prev && prev.version === config.version && JSON.stringify(prev.config) === JSON.stringify(config)) {
+    // The same config again is a no-op, except that a config restored from the state dir is re-applied
+    // once its source confirms it, so /config names the real origin (breaker states carry over).
+    if (
+      prev &&
+      prev.version === config.version &&
+      !prev.origin.startsWith("state-dir:") &&
+      JSON.stringify(prev.config) === JSON.stringify(config)
+    ) {
       return { accepted: true, version: config.version, unchanged: true };
     }
     const compiled = compileRuntime(config, candidate.origin, prev, this.settings.appPort, {

@@ -179,7 +179,8 @@ describe("state across restarts", () => {
     expect(down.hits).toBe(3);
     expect(b.lines.some((l) => l.event === "breaker-restored" && l.upstream === "down")).toBe(true);
     // The source then delivers the same config: the restored state stays.
-    b.source.push(config);
+    expect(b.source.push(config)).toMatchObject({ accepted: true, unchanged: false });
+    expect(b.agent.runtime?.origin).toBe("memory");
     expect(
       (await send(b.agent.ports.outbound, { host: `127.0.0.1:${down.port}` })).headers["x-bulwark-shed"],
     ).toBe("circuit-open");

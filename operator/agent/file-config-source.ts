@@ -32,6 +32,7 @@ export class FileConfigSource implements ConfigSource {
   private reading = false;
   private again = false;
   private closed = false;
+  private sawEmpty = false;
   /** The latest report, kept so tests and /status can see what would have been sent. */
   lastReport: AgentReport | undefined;
 
@@ -126,6 +127,14 @@ export class FileConfigSource implements ConfigSource {
       });
     }
     if (text === this.lastContent) return undefined;
+    // An empty file is usually one being rewritten in place (truncate, then write): look again shortly,
+    // and reject it only if it is still empty then.
+    if (text.trim() === "" && !this.sawEmpty) {
+      this.sawEmpty = true;
+      this.schedule();
+      return undefined;
+    }
+    this.sawEmpty = false;
     let document: unknown;
     try {
       document = await decode(text);

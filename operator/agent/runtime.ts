@@ -361,8 +361,8 @@ export function breakerKey(u: HttpUpstreamConfig): string {
 export type CompileResult = { ok: true; runtime: Runtime } | { ok: false; problems: ConfigProblem[] };
 
 /**
- * Builds a runtime from a validated config, carrying state over from `previous`. Does not touch `previous`
- * unless it succeeds... except for reconfiguring carried objects, which happens only after every check passed.
+ * Builds a runtime from a validated config, carrying state over from `previous`. Objects carried from
+ * `previous` are reconfigured only after the whole config compiled, so a rejected config changes nothing.
  */
 export function compileRuntime(
   config: SidecarConfig,

@@ -1,5 +1,5 @@
 import type http from "node:http";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -138,6 +138,17 @@ describe("hot reload", () => {
     // YAML works as well as JSON.
     await writeFile(file, stringifyYaml(makeConfig([upstreamRule("a", ok.port)], undefined, "v3")));
     await until(() => a.agent.runtime?.version === "v3", 3000, "v3 applied");
+    // Replaced by rename (editors, ConfigMap symlink swaps), and deleted: the old config keeps serving.
+    await writeFile(`${file}.tmp`, JSON.stringify(makeConfig([upstreamRule("a", ok.port)], undefined, "v4")));
+    await rename(`${file}.tmp`, file);
+    await until(() => a.agent.runtime?.version === "v4", 3000, "v4 applied after rename");
+    await rm(file);
+    await until(
+      () => String(a.lines.filter((l) => l.event === "config-rejected").at(-1)?.problems).includes("ENOENT"),
+      3000,
+      "missing file rejected",
+    );
+    expect(a.agent.runtime?.version).toBe("v4");
     expect(a.source.name).toContain("config.yaml");
   });
 

@@ -325,6 +325,8 @@ export class Api {
     if (this.stored(t, info.namespace, info.name)) throw alreadyExists(t.group, t.resource, info.name);
     recordUpdate(undefined, obj, this.manager(info), apiVersionOf(t), listKeysFor(t), undefined, explicitMf);
     await this.admission.validate(info, "CREATE", obj, undefined);
+    // webhooks may have taken a while: another request may have created it meanwhile
+    if (this.stored(t, info.namespace, info.name)) throw alreadyExists(t.group, t.resource, info.name);
     return this.commit(info, "ADDED", obj);
   }
 
@@ -361,7 +363,7 @@ export class Api {
   async update(
     info: RequestInfo,
     body: unknown,
-    opts: { isPatch?: boolean; isApply?: boolean; created?: boolean } = {},
+    opts: { isPatch?: boolean; isApply?: boolean; clientRv?: boolean } = {},
   ): Promise<Obj> {
     const t = info.type;
     const name = info.name ?? "";
@@ -463,6 +465,15 @@ export class Api {
         explicitMf,
       );
     await this.admission.validate(info, "UPDATE", obj, old);
+    // The read-check-write above spans awaits (webhooks): if the object moved meanwhile, this write is
+    // based on a stale read. Patches without a client precondition retry from the new state (as the
+    // apiserver's GuaranteedUpdate does); everything else reports the conflict.
+    const latest = this.stored(t, info.namespace, name);
+    if (!latest) throw notFound(t.group, t.resource, name);
+    if (meta(latest).resourceVersion !== om.resourceVersion) {
+      if (opts.isPatch && !opts.clientRv) throw new StaleRead();
+      throw conflict(t.group, t.resource, name);
+    }
     meta(obj).resourceVersion = om.resourceVersion;
     if (jsonEqual(obj, old)) return this.view(t, old); // no-op writes keep the RV (and emit no event)
     const nm = meta(obj);
@@ -476,6 +487,22 @@ export class Api {
   // --- patch -------------------------------------------------------------------------------------
 
   async patch(
+    info: RequestInfo,
+    contentType: string,
+    raw: string,
+    force: boolean | undefined,
+  ): Promise<{ object: Obj; created: boolean }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.patchOnce(info, contentType, raw, force);
+      } catch (err) {
+        if (!(err instanceof StaleRead)) throw err;
+        if (attempt >= 4) throw conflict(info.type.group, info.type.resource, info.name ?? "");
+      }
+    }
+  }
+
+  private async patchOnce(
     info: RequestInfo,
     contentType: string,
     raw: string,
@@ -519,8 +546,22 @@ export class Api {
     }
     if (!isObj(patched)) throw badRequest("the patched object must be a JSON object");
     const pm = meta(patched);
-    if (pm.resourceVersion === undefined) pm.resourceVersion = meta(current).resourceVersion;
-    const object = await this.update(info, patched, { isPatch: true });
+    const clientRv = pm.resourceVersion !== undefined && pm.resourceVersion !== null;
+    if (!clientRv || pm.resourceVersion === meta(current).resourceVersion) {
+      // the RV in the patched object is the one we read unless the patch itself set one
+      const setByPatch =
+        (ct === JSONP &&
+          Array.isArray(patchBody) &&
+          patchBody.some((op) => isObj(op) && op.path === "/metadata/resourceVersion")) ||
+        (ct !== JSONP &&
+          isObj(patchBody) &&
+          isObj(patchBody.metadata) &&
+          patchBody.metadata.resourceVersion !== undefined);
+      pm.resourceVersion = meta(current).resourceVersion;
+      const object = await this.update(info, patched, { isPatch: true, clientRv: setByPatch });
+      return { object, created: false };
+    }
+    const object = await this.update(info, patched, { isPatch: true, clientRv: true });
     return { object, created: false };
   }
 
@@ -597,6 +638,8 @@ export class Api {
     if (this.stored(t, info.namespace, info.name ?? ""))
       throw alreadyExists(t.group, t.resource, info.name ?? "");
     await this.admission.validate(info, "CREATE", o, undefined);
+    if (this.stored(t, info.namespace, info.name ?? ""))
+      throw alreadyExists(t.group, t.resource, info.name ?? "");
     return this.commit(info, "ADDED", o);
   }
 
@@ -697,6 +740,9 @@ export class Api {
     }) as unknown as Obj;
   }
 }
+
+/** Thrown when a write raced another one after its read; patches retry from the new state. */
+class StaleRead extends Error {}
 
 /** Secrets: `stringData` merges into `data` (base64) and is never stored. */
 function normalizeSecret(obj: Obj): void {

@@ -43,6 +43,7 @@ import { tokenRequest, tokenReview } from "./tokens.js";
 import { isObj, meta, type Obj } from "./util.js";
 import { WatchHub } from "./watch.js";
 import { Webhooks } from "./webhooks.js";
+import { RbacAuthorizer, forbiddenFor, verbOf, type Decision, type ResourceAttributes } from "./rbac.js";
 
 export interface DevClusterOptions {
   /** TCP port on 127.0.0.1; 0 picks a free one. */
@@ -59,6 +60,8 @@ export interface DevClusterOptions {
   faults?: Partial<FaultState>;
   /** Also write a kubeconfig here once serving. */
   kubeconfigPath?: string;
+  /** Called with every RBAC decision on a resource request (tests record what an identity used). */
+  onAuthorize?: (user: User, attributes: ResourceAttributes, decision: Decision) => void;
 }
 
 export interface DevCluster {
@@ -203,6 +206,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
   }
   const hub = new WatchHub(store);
   const webhooks = new Webhooks(store);
+  const rbac = new RbacAuthorizer(store);
   // eslint-disable-next-line prefer-const
   let api: Api;
   const controllers = new Controllers(store, registry, hub, () => api);
@@ -336,7 +340,6 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
         kind: t.kind,
         metadata: { creationTimestamp: null },
       };
-      // No RBAC enforcement in the dev cluster: every authenticated user may do everything.
       review.status =
         t.resource === "selfsubjectreviews"
           ? {
@@ -347,7 +350,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
                 ...(user.extra ? { extra: user.extra } : {}),
               },
             }
-          : { allowed: true, reason: "the bulwark dev cluster does not enforce RBAC" };
+          : selfAccessReview(rbac, user, isObj(body) && isObj(body.spec) ? body.spec : {});
       return sendJson(res, 201, review);
     }
     if (sub === "scale") {
@@ -627,6 +630,22 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
     }
     const route = resolveRoute(group, version, rest);
     if (!route) throw notFoundPath();
+    // RBAC (rbac.ts): ServiceAccounts get only what their bindings grant; the admin token bypasses.
+    const attributes: ResourceAttributes = {
+      verb: verbOf(
+        req.method ?? "GET",
+        route.name !== undefined,
+        ["true", "1"].includes(q.get("watch") ?? ""),
+      ),
+      group: route.type.group,
+      resource: route.type.resource,
+      ...(route.subresource !== undefined ? { subresource: route.subresource } : {}),
+      ...(route.namespace !== undefined ? { namespace: route.namespace } : {}),
+      ...(route.name !== undefined ? { name: route.name } : {}),
+    };
+    const decision = rbac.authorize(user, attributes);
+    opts.onAuthorize?.(user, attributes, decision);
+    if (!decision.allowed) throw forbiddenFor(user, attributes);
     await handleResource(req, res, route, q, user);
   }
 
@@ -749,4 +768,21 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
       wal?.close();
     },
   };
+}
+
+/** A SelfSubjectAccessReview's status for `kubectl auth can-i`, from RBAC. */
+function selfAccessReview(rbac: RbacAuthorizer, user: User, spec: Obj): Obj {
+  const ra = isObj(spec.resourceAttributes) ? spec.resourceAttributes : undefined;
+  if (!ra) return { allowed: true, reason: "non-resource URLs are open to authenticated users" };
+  const s = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+  const a: ResourceAttributes = {
+    verb: s(ra.verb) ?? "get",
+    group: s(ra.group) ?? "",
+    resource: s(ra.resource) ?? "",
+  };
+  if (s(ra.subresource)) a.subresource = s(ra.subresource);
+  if (s(ra.namespace)) a.namespace = s(ra.namespace);
+  if (s(ra.name)) a.name = s(ra.name);
+  const d = rbac.authorize(user, a);
+  return d.allowed ? { allowed: true, reason: d.reason } : { allowed: false };
 }

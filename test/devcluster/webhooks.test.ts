@@ -24,6 +24,14 @@ beforeAll(async () => {
       reviews.push(review);
       const request = review.request as AnyObj;
       const response: AnyObj = { uid: request.uid, allowed: true };
+      const reply = () => {
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response }));
+      };
+      if (req.url === "/slow") {
+        setTimeout(reply, 150);
+        return;
+      }
       if (req.url === "/mutate") {
         const labels = request.object?.metadata?.labels;
         const ops = labels ? [] : [{ op: "add", path: "/metadata/labels", value: {} }];
@@ -35,8 +43,7 @@ beforeAll(async () => {
         response.allowed = false;
         response.status = { code: 422, reason: "Invalid", message: "data.forbidden is not allowed" };
       }
-      res.writeHead(200, { "Content-Type": "application/json" });
-      res.end(JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response }));
+      reply();
     });
   });
   await new Promise<void>((r) => hook.listen(0, "127.0.0.1", () => r()));
@@ -93,6 +100,14 @@ beforeAll(async () => {
           clientConfig: { url: "https://127.0.0.1:1/nothing-here", caBundle },
           rules: rules(["configmaps"]),
           failurePolicy: "Ignore",
+          sideEffects: "None",
+          admissionReviewVersions: ["v1"],
+        },
+        {
+          name: "slow.bulwark.dev",
+          clientConfig: { url: `https://127.0.0.1:${hookPort}/slow`, caBundle },
+          rules: rules(["configmaps"]),
+          objectSelector: { matchLabels: { race: "yes" } },
           sideEffects: "None",
           admissionReviewVersions: ["v1"],
         },
@@ -161,5 +176,25 @@ describe("admission webhooks", () => {
     });
     expect(r.status).toBe(500);
     expect(r.json.message).toContain('failed calling webhook "down-and-failing.bulwark.dev"');
+  });
+
+  it("writes that race while a webhook is slow: patches both land, a stale update is 409", async () => {
+    const base = "/api/v1/namespaces/default/configmaps";
+    const created = await h.request("POST", base, {
+      body: { metadata: { name: "race", labels: { race: "yes" } }, data: {} },
+    });
+    expect(created.status).toBe(201);
+    const patch = (k: string) =>
+      h.request("PATCH", `${base}/race`, {
+        body: { data: { [k]: "1" } },
+        contentType: "application/merge-patch+json",
+      });
+    const [a, b] = await Promise.all([patch("a"), patch("b")]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    const got = await h.request("GET", `${base}/race`);
+    expect(got.json.data).toEqual({ a: "1", b: "1" });
+    const put = (v: string) => h.request("PUT", `${base}/race`, { body: { ...got.json, data: { v } } });
+    const codes = (await Promise.all([put("x"), put("y")])).map((r) => r.status).sort();
+    expect(codes).toEqual([200, 409]);
   });
 });

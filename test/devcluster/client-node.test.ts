@@ -3,6 +3,10 @@
 import {
   ApiException,
   CoordinationV1Api,
+  EventsV1Api,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -220,5 +224,97 @@ describe("leases (coordination.k8s.io/v1)", () => {
     });
     expect(bad.status).toBe(400);
     expect(bad.json.reason).toBe("BadRequest");
+  });
+});
+
+describe("generic and typed clients", () => {
+  it("KubernetesObjectApi creates, reads and patches through legacy discovery; SMP on a CR is 415", async () => {
+    const objects = KubernetesObjectApi.makeApiClient(kc);
+    const cm = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "generic", namespace: "inf" },
+      data: { a: "1" },
+    };
+    await objects.create(cm);
+    const patched = await objects.patch({ ...cm, data: { a: "2" } }); // strategic merge by default
+    expect((patched as { data?: Record<string, string> }).data).toEqual({ a: "2" });
+    const w = {
+      apiVersion: "example.bulwark.dev/v1",
+      kind: "Widget",
+      metadata: { name: "generic", namespace: "inf" },
+      spec: { size: 1 },
+    };
+    await until("widgets served", async () => ((await codeOf(objects.create(w))) === 200 ? true : undefined));
+    expect(await codeOf(objects.patch({ ...w, spec: { size: 2 } }))).toBe(415);
+    const merged = await objects.patch(
+      { ...w, spec: { size: 2 } },
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      PatchStrategy.MergePatch,
+    );
+    expect((merged as { spec?: { size: number } }).spec?.size).toBe(2);
+    const applied = await objects.patch(
+      { ...w, spec: { size: 5 } },
+      undefined,
+      undefined,
+      "bulwark-test",
+      true,
+      PatchStrategy.ServerSideApply,
+    );
+    expect((applied as { spec?: { size: number } }).spec?.size).toBe(5);
+  });
+
+  it("status written with a merge patch on the status subresource leaves spec and generation alone", async () => {
+    const api = kc.makeApiClient(CustomObjectsApi);
+    const ref = {
+      group: "example.bulwark.dev",
+      version: "v1",
+      namespace: "inf",
+      plural: "widgets",
+      name: "generic",
+    };
+    const before = (await api.getNamespacedCustomObject(ref)) as { metadata: { generation: number } };
+    const after = (await api.patchNamespacedCustomObjectStatus(
+      { ...ref, body: { status: { observedGeneration: before.metadata.generation }, spec: { size: 99 } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    )) as {
+      metadata: { generation: number };
+      spec: { size: number };
+      status: { observedGeneration: number };
+    };
+    expect(after.status.observedGeneration).toBe(before.metadata.generation);
+    expect(after.spec.size).toBe(5);
+    expect(after.metadata.generation).toBe(before.metadata.generation);
+  });
+
+  it("EventsV1Api writes events that core/v1 lists", async () => {
+    const events = kc.makeApiClient(EventsV1Api);
+    await events.createNamespacedEvent({
+      namespace: "inf",
+      body: {
+        metadata: { name: "ev-1" },
+        eventTime: new V1MicroTime(),
+        reportingController: "bulwark.dev/operator",
+        reportingInstance: "operator-0",
+        action: "Reconcile",
+        reason: "Accepted",
+        note: "policy accepted",
+        type: "Normal",
+        regarding: {
+          kind: "Widget",
+          name: "generic",
+          namespace: "inf",
+          apiVersion: "example.bulwark.dev/v1",
+        },
+      },
+    });
+    const list = await core.listNamespacedEvent({
+      namespace: "inf",
+      fieldSelector: "involvedObject.name=generic",
+    });
+    expect(list.items.map((e) => [e.reason, e.message])).toEqual([["Accepted", "policy accepted"]]);
   });
 });

@@ -2,6 +2,13 @@
 // rules never spell a metric name by hand: a rename in the table changes every query that uses it.
 import { METRICS, type MetricKey } from "./metric-names.js";
 
+/**
+ * Labels Prometheus adds to every series from its target: `job` and `instance` always; `namespace` and
+ * `pod` from the Prometheus Operator's PodMonitor/ServiceMonitor (the agents' series have no pod or
+ * namespace of their own: CONTRACT.md keeps pod names out of agent-side labels).
+ */
+export const SCRAPE_LABELS = ["namespace", "pod", "instance", "job"] as const;
+
 /** A label matcher: `"value"` for `=`, or an explicit operator. */
 export type Matcher = string | { readonly op: "=" | "!=" | "=~" | "!~"; readonly value: string };
 

@@ -74,7 +74,16 @@ export class BreakerCell {
       { ...options, onTransition: (t) => this.onTransition(t) },
       deps.clock.now(),
     );
-    this.showState("closed");
+  }
+
+  /** Label identity: two cells with equal labels share their gauge series. */
+  get labelKey(): string {
+    return `${this.policy}\0${this.upstream}`;
+  }
+
+  /** Shows this cell's state on the gauges; called when its runtime goes into force. */
+  activate(): void {
+    this.showState(this.breaker.state.kind);
   }
 
   private showState(s: BreakerStateName): void {
@@ -399,7 +408,6 @@ export function compileRuntime(
       tcpIgnored.push(u.name);
       return;
     }
-    const at = (field: string) => `upstreams[${i}].${field}`;
     try {
       let breaker: BreakerCell | undefined;
       if (u.circuitBreaker) {
@@ -468,7 +476,7 @@ export function compileRuntime(
       }
       upstreams.push(new UpstreamRuntime(u, breaker, bulkhead, limiter, budget, cache, deps));
     } catch (err) {
-      problems.push({ path: at("(rule)"), message: (err as Error).message });
+      problems.push({ path: `upstreams[${i}]`, message: (err as Error).message });
     }
   });
 
@@ -560,13 +568,16 @@ export function compileRuntime(
     );
   }
 
+  // Gauge series are shared by cells with equal labels: remove a series only when no cell in force keeps it.
+  const prevLabels = new Set([...prev.breakers.values()].map((c) => c.labelKey));
   if (problems.length > 0) {
-    // Cells created for this attempt registered gauges; drop the ones the previous runtime does not own.
-    for (const [name, cell] of next.breakers) if (prev.breakers.get(name) !== cell) cell.dispose();
+    for (const cell of next.breakers.values()) if (!prevLabels.has(cell.labelKey)) cell.dispose();
     return { ok: false, problems };
   }
   for (const c of commits) c();
-  for (const [name, cell] of prev.breakers) if (next.breakers.get(name) !== cell) cell.dispose();
+  const nextLabels = new Set([...next.breakers.values()].map((c) => c.labelKey));
+  for (const cell of prev.breakers.values()) if (!nextLabels.has(cell.labelKey)) cell.dispose();
+  for (const cell of next.breakers.values()) cell.activate();
   // Gauges of upstreams (or bulkheads) that left the config.
   for (const [name] of prev.bulkheads) {
     if (!next.bulkheads.has(name)) {

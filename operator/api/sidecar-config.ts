@@ -24,11 +24,13 @@ export const modeSchema = z
 
 export const jitterSchema = z.enum(["none", "full", "equal", "decorrelated"]);
 
-export const backoffConfigSchema = z.strictObject({
-  baseMs: positiveMs,
-  maxMs: positiveMs,
-  jitter: jitterSchema,
-});
+export const backoffConfigSchema = z
+  .strictObject({
+    baseMs: positiveMs,
+    maxMs: positiveMs,
+    jitter: jitterSchema,
+  })
+  .refine((b) => b.maxMs >= b.baseMs, { message: "maxMs must be >= baseMs", path: ["maxMs"] });
 
 /** The policy's retry conditions, passed through unchanged (one list: outbound.ts). */
 export const retryOnSchema = z.enum(RETRY_ON);
@@ -59,7 +61,9 @@ export const circuitBreakerConfigSchema = z.strictObject({
     })
     .optional(),
   slowCall: z.strictObject({ durationMs: positiveMs, rateThresholdPercent: percent }).optional(),
-  openDuration: z.strictObject({ baseMs: positiveMs, maxMs: positiveMs }),
+  openDuration: z
+    .strictObject({ baseMs: positiveMs, maxMs: positiveMs })
+    .refine((d) => d.maxMs >= d.baseMs, { message: "maxMs must be >= baseMs", path: ["maxMs"] }),
   halfOpen: z.strictObject({ permittedCalls: z.number().int().positive() }),
 });
 
@@ -171,11 +175,19 @@ export const inboundConfigSchema = z.strictObject({
           minLimit: z.number().int().positive(),
           maxLimit: z.number().int().positive(),
         })
+        .refine((a) => a.maxLimit >= a.minLimit, {
+          message: "maxLimit must be >= minLimit",
+          path: ["maxLimit"],
+        })
         .optional(),
       /** Tiers the operator asks this pod to shed, counted from the lowest (0 = none). */
       level: z.number().int().nonnegative(),
     })
     .refine((s) => s.tiers.includes(s.defaultTier), { message: "defaultTier must be one of tiers" })
+    .refine((s) => new Set(s.tiers.map((t) => t.toLowerCase())).size === s.tiers.length, {
+      message: "tiers must be unique",
+      path: ["tiers"],
+    })
     .optional(),
   bulkhead: bulkheadConfigSchema.optional(),
   rateLimit: rateLimitConfigSchema.optional(),

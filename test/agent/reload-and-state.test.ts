@@ -99,6 +99,31 @@ describe("hot reload", () => {
     a.source.push(v3);
     expect((await send(port, { host: `127.0.0.1:${down.port}` })).status).toBe(500);
     expect(down.hits).toBe(4);
+    const metrics = (await send(a.agent.ports.admin, { path: "/metrics" })).body;
+    expect(metrics).toContain(
+      'bulwark_circuit_breaker_state{policy="shop/test",upstream="down",state="closed"} 1',
+    );
+    expect(metrics).toContain(
+      'bulwark_circuit_breaker_state{policy="shop/test",upstream="down",state="open"} 0',
+    );
+    // A rejected config with a changed rule leaves the gauges of the breaker in force alone.
+    for (let i = 0; i < 4; i++) await send(port, { host: `127.0.0.1:${down.port}` });
+    const bad = makeConfig(
+      [
+        upstreamRule("down", down.port, { circuitBreaker: { ...breaker, consecutiveFailures: 9 } }),
+        // Valid to the schema, refused by a primitive (an abort status below 200): the compile fails.
+        upstreamRule("x", 1, { fault: { abort: { percent: 1, status: 150 } } }),
+      ],
+      undefined,
+      "v4",
+    );
+    const verdict = a.source.push(bad);
+    expect(verdict.accepted).toBe(false);
+    if (!verdict.accepted) expect(verdict.problems[0]).toMatchObject({ path: "upstreams[1]" });
+    const after = (await send(a.agent.ports.admin, { path: "/metrics" })).body;
+    expect(after).toContain(
+      'bulwark_circuit_breaker_state{policy="shop/test",upstream="down",state="open"} 1',
+    );
     const cfg = JSON.parse((await send(a.agent.ports.admin, { path: "/config" })).body);
     expect(cfg.version).toBe("v3");
   });

@@ -88,6 +88,48 @@ describe("sidecar config", () => {
     if (!result.ok) expect(result.problems[0]?.message).toBe("defaultTier must be one of tiers");
   });
 
+  it("rejects ranges the agent's primitives cannot take: max below base, duplicate tiers", () => {
+    const http = valid.upstreams[0]!;
+    if (http.protocol !== "http") throw new Error("fixture");
+    const inbound = valid.inbound!;
+    const result = parseSidecarConfig({
+      ...valid,
+      upstreams: [
+        {
+          ...http,
+          circuitBreaker: { ...http.circuitBreaker!, openDuration: { baseMs: 5000, maxMs: 1000 } },
+          retry: {
+            maxAttempts: 2,
+            retryOn: ["reset"],
+            retriableStatusCodes: [],
+            retryNonIdempotent: false,
+            backoff: { baseMs: 100, maxMs: 10, jitter: "full" },
+            budget: { percent: 20, minPerSecond: 1, windowMs: 1000 },
+            honorRetryAfter: true,
+            maxReplayBodyBytes: 0,
+          },
+        },
+      ],
+      inbound: {
+        ...inbound,
+        loadShedding: {
+          ...inbound.loadShedding!,
+          tiers: ["critical", "default", "Default"],
+          adaptive: { algorithm: "vegas", minLimit: 50, maxLimit: 10 },
+        },
+      },
+    });
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.problems.map((p) => p.path).sort()).toEqual([
+        "inbound.loadShedding.adaptive.maxLimit",
+        "inbound.loadShedding.tiers",
+        "upstreams[0].circuitBreaker.openDuration.maxMs",
+        "upstreams[0].retry.backoff.maxMs",
+      ]);
+    }
+  });
+
   it("never throws on garbage", () => {
     for (const input of [null, 42, "config", [], { apiVersion: "v1" }]) {
       expect(parseSidecarConfig(input).ok).toBe(false);

@@ -131,6 +131,16 @@ export function builtinTypes(): ResourceType[] {
       subresources: ["status"],
       tracksGeneration: true,
     }),
+    // What the Helm chart renders (issue 8): stored, not enforced.
+    t("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", {
+      shortNames: ["pdb"],
+      subresources: ["status"],
+      tracksGeneration: true,
+    }),
+    t("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", {
+      shortNames: ["netpol"],
+      tracksGeneration: true,
+    }),
     t("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     t("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     t("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", { namespaced: false }),

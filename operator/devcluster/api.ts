@@ -34,6 +34,8 @@ import {
   clone,
   isObj,
   jsonEqual,
+  labelValueError,
+  qualifiedNameError,
   meta,
   nowTime,
   randomSuffix,
@@ -260,6 +262,43 @@ export class Api {
         message: `Invalid value: "${name}": ${nameErr}`,
         field: "metadata.name",
       });
+    if (isObj(m.labels)) {
+      for (const [k, v] of Object.entries(m.labels)) {
+        const ke = qualifiedNameError(k);
+        if (ke)
+          causes.push({
+            reason: "FieldValueInvalid",
+            message: `Invalid value: ${JSON.stringify(k)}: ${ke}`,
+            field: "metadata.labels",
+          });
+        const ve = typeof v === "string" ? labelValueError(v) : "must be a string";
+        if (ve)
+          causes.push({
+            reason: "FieldValueInvalid",
+            message: `Invalid value: ${JSON.stringify(v)}: ${ve}`,
+            field: `metadata.labels`,
+          });
+      }
+    }
+    if (isObj(m.annotations)) {
+      let size = 0;
+      for (const [k, v] of Object.entries(m.annotations)) {
+        const ke = qualifiedNameError(k.toLowerCase());
+        if (ke)
+          causes.push({
+            reason: "FieldValueInvalid",
+            message: `Invalid value: ${JSON.stringify(k)}: ${ke}`,
+            field: "metadata.annotations",
+          });
+        size += k.length + (typeof v === "string" ? v.length : 0);
+      }
+      if (size > 256 * 1024)
+        causes.push({
+          reason: "FieldValueTooLong",
+          message: "Too long: must have at most 262144 bytes",
+          field: "metadata.annotations",
+        });
+    }
     if (Array.isArray(m.finalizers)) {
       for (const f of m.finalizers) {
         if (

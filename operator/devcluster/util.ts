@@ -123,3 +123,30 @@ export function age(ts: unknown, now = Date.now()): string {
   if (Number.isNaN(t)) return "<invalid>";
   return humanDuration(now - t);
 }
+
+const QUALIFIED_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/** Why a label or annotation key is invalid (apimachinery IsQualifiedName), or undefined. */
+export function qualifiedNameError(key: string): string | undefined {
+  const parts = key.split("/");
+  if (parts.length > 2)
+    return "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character, with an optional DNS subdomain prefix and '/'";
+  const name = parts[parts.length - 1] ?? "";
+  if (parts.length === 2) {
+    const prefix = parts[0] ?? "";
+    if (prefix === "" || validateName(prefix, false))
+      return "prefix part must be a lowercase RFC 1123 subdomain";
+  }
+  if (name === "" || name.length > 63 || !QUALIFIED_NAME.test(name))
+    return "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+  return undefined;
+}
+
+/** Why a label value is invalid (apimachinery IsValidLabelValue), or undefined. */
+export function labelValueError(v: string): string | undefined {
+  if (v.length > 63) return "must be no more than 63 characters";
+  if (!LABEL_VALUE.test(v))
+    return "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+  return undefined;
+}

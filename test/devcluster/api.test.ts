@@ -382,6 +382,15 @@ describe("events, discovery, dry-run", () => {
     expect((await h.request("GET", `${W}/dry`)).status).toBe(404);
   });
 
+  it("rejects malformed label keys and values naming metadata.labels", async () => {
+    const r = await h.request("POST", "/api/v1/namespaces/default/configmaps", {
+      body: { metadata: { name: "badlabel", labels: { "no spaces": "x", ok: "-bad-" } } },
+    });
+    expect(r.status).toBe(422);
+    const causes = (r.json.details as AnyObj).causes as AnyObj[];
+    expect(causes.map((c) => c.field)).toEqual(["metadata.labels", "metadata.labels"]);
+  });
+
   it("errors are Status objects with reason and code", async () => {
     const r = await h.request("GET", `${W}/nope`);
     expect(r.status).toBe(404);

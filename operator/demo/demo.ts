@@ -1,0 +1,321 @@
+// `bulwark up`, put together: the dev cluster, the CRD, the operator (in this process, through their library
+// entry points), the demo apps and services, the Pods with bound tokens, the policies, one `bulwark agent`
+// child process per pod, the traffic driver, the fault script and the live view. Everything it starts is
+// stopped on SIGINT/SIGTERM (or after --duration), in reverse order.
+import { createWriteStream, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { buildCrd } from "../api/crd.js";
+import { startOperator, type RunningOperator } from "../app/operator.js";
+import { startDevCluster, type DevCluster } from "../devcluster/server.js";
+import { TokenReviewAuthenticator } from "../distribution/agent-authenticator.js";
+import { startDistributionServer } from "../distribution/distribution-server.js";
+import { startApp, type DemoApp } from "./apps.js";
+import { DemoCluster } from "./cluster.js";
+import { FaultScript } from "./fault-script.js";
+import { NAMESPACE, POLICY_APP_PORT, namedPorts, paths, type Layout } from "./layout.js";
+import { demoPolicies } from "./policies.js";
+import { checkPorts } from "./ports.js";
+import { prometheusConfig } from "./prometheus.js";
+import { startService, type DemoService } from "./services.js";
+import { SnapshotCollector, type Snapshot } from "./snapshot.js";
+import { Supervisor, agentArgs, cleanStale } from "./supervisor.js";
+import { TrafficDriver } from "./traffic.js";
+import { createView, type ViewMode } from "./view.js";
+
+export interface DemoOptions {
+  readonly layout: Layout;
+  readonly faults: boolean;
+  /** Fault-script timings × this. */
+  readonly faultScale: number;
+  readonly rps: number;
+  /** Stop by itself after this long (ms). */
+  readonly durationMs: number | undefined;
+  readonly view: ViewMode;
+  /** Resolves when the user asks to stop (SIGINT/SIGTERM). */
+  readonly untilStopped: Promise<unknown>;
+}
+
+/** A start-up failure the user can act on (the message says how); exit code 1. */
+export class DemoError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DemoError";
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function readyz(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: "127.0.0.1", port, path: "/readyz", agent: false, timeout: 500 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+  });
+}
+
+/** The preload that gives each agent its pod's localhost (see pod-network.ts), as a file URL. */
+function podNetworkPreload(): string {
+  const self = import.meta.url;
+  return new URL(self.endsWith(".ts") ? "./pod-network.ts" : "./pod-network.js", self).href;
+}
+
+export async function runDemo(o: DemoOptions): Promise<number> {
+  const { layout } = o;
+  const p = paths(layout.stateDir);
+  mkdirSync(layout.stateDir, { recursive: true });
+  const stale = cleanStale(p.pids);
+  if ("running" in stale)
+    throw new DemoError(
+      `another \`bulwark up\` is running (pid ${stale.running}) with --state-dir ${layout.stateDir}; ` +
+        `stop it (Ctrl-C there, or kill ${stale.running}) or use another --state-dir`,
+    );
+  rmSync(p.run, { recursive: true, force: true });
+  for (const d of [p.logs, p.tokens]) mkdirSync(d, { recursive: true });
+  await checkPorts(namedPorts(layout));
+
+  const view = await createView(o.view);
+  const stack: { name: string; stop: () => Promise<void> | void }[] = [];
+  let stopping = false;
+  const problems: string[] = [];
+  const note = (msg: string) => problems.push(msg);
+  const operatorLog = createWriteStream(join(p.logs, "operator.log"));
+  stack.push({ name: "operator log", stop: () => new Promise<void>((r) => operatorLog.end(() => r())) });
+  const stopAll = async () => {
+    stopping = true;
+    for (const s of stack.reverse()) {
+      try {
+        await s.stop();
+      } catch (err) {
+        process.stderr.write(`bulwark up: stopping ${s.name}: ${(err as Error).message}\n`);
+      }
+    }
+  };
+
+  try {
+    const t0 = Date.now();
+    const status = (msg: string) => {
+      if (o.view !== "json") process.stderr.write(`· ${((Date.now() - t0) / 1000).toFixed(1)}s ${msg}\n`);
+    };
+    // 1. The dev cluster and the CRD.
+    status("starting the dev cluster");
+    let cluster: DevCluster;
+    try {
+      cluster = await startDevCluster({ port: layout.clusterPort, kubeconfigPath: p.kubeconfig });
+    } catch (err) {
+      throw new DemoError(`the dev cluster did not start: ${(err as Error).message}`, { cause: err });
+    }
+    stack.push({ name: "dev cluster", stop: () => cluster.stop() });
+    writeFileSync(p.kubeconfig, cluster.kubeconfigFor(), { mode: 0o600 });
+    const kube = new DemoCluster(p.kubeconfig);
+    await kube.installCrd(buildCrd());
+    await kube.createNamespace();
+
+    // 2. The operator, serving distribution to the agents.
+    status("starting the operator");
+    const log =
+      (level: string) =>
+      (msg: string, fields: Record<string, unknown> = {}) =>
+        operatorLog.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + "\n");
+    const logger = { info: log("info"), warn: log("warn"), error: log("error"), debug: log("debug") };
+    let distributionUrl = "";
+    const operator: RunningOperator = await startOperator({
+      kubeconfigPath: p.kubeconfig,
+      identity: "bulwark-up",
+      leaderElection: false,
+      healthPort: layout.healthPort,
+      metricsPort: layout.metricsPort,
+      distributionPort: layout.distributionPort,
+      bindAddress: "127.0.0.1",
+      withdrawalTimeoutMs: 5000,
+      shutdownTimeoutMs: 5000,
+      logger,
+      distributor: async (ctx) => {
+        const server = await startDistributionServer({
+          port: ctx.distributionPort,
+          host: "127.0.0.1",
+          authenticator: new TokenReviewAuthenticator(ctx.kubeClient),
+          metrics: ctx.metrics,
+          clock: ctx.clock,
+          operatorId: "bulwark-up",
+          log: (event, fields) => logger.debug(event, fields),
+        });
+        distributionUrl = server.url;
+        return {
+          setDesired: (pod, config) => server.setDesired(pod, config),
+          propagation: (pod) => server.propagation(pod),
+          onChange: (listener) => server.onChange(listener),
+          forget: (pod) => server.forget(pod),
+          stop: () => server.close(),
+        };
+      },
+    });
+    stack.push({ name: "operator", stop: () => operator.stop() });
+    void operator.done.then((exit) => {
+      if (!stopping && exit.reason !== "stopped")
+        note(`the operator ended: ${exit.reason} (see ${p.logs}/operator.log)`);
+    });
+    await operator.synced;
+    const metricsPort = Number(new URL(operator.metricsUrl ?? "http://127.0.0.1:0").port);
+
+    // 3. Services, apps, Pods with their tokens, the policies.
+    status("starting the demo workload");
+    const services = new Map<string, DemoService>();
+    for (const [name, port] of Object.entries(layout.servicePorts)) {
+      const s = await startService(name, port);
+      services.set(name, s);
+      stack.push({ name: `${name} service`, stop: () => s.close() });
+    }
+    const authority = (svc: string) => `127.0.0.1:${services.get(svc)?.port ?? 0}`;
+    const apps: DemoApp[] = [];
+    for (const pod of layout.pods) {
+      const app = await startApp(
+        pod.name,
+        pod.app,
+        pod.appPort,
+        pod.app === "checkout"
+          ? {
+              outboundPort: pod.outboundPort,
+              payments: authority("payments"),
+              inventory: authority("inventory"),
+            }
+          : undefined,
+      );
+      apps.push(app);
+      stack.push({ name: `${pod.name} app`, stop: () => app.close() });
+    }
+    const ready = new Map(layout.pods.map((pod) => [pod.name, true]));
+    const syncEndpoints = () => {
+      for (const [name, svc] of services)
+        svc.setEndpoints(
+          layout.pods.filter((x) => x.app === name && ready.get(x.name)).map((x) => x.inboundPort),
+        );
+    };
+    for (const pod of layout.pods) await kube.registerPod(pod, join(p.tokens, pod.name));
+    const policies = demoPolicies(layout);
+    writeFileSync(p.policies, policies.map((x) => stringify(x)).join("---\n"));
+    await kube.applyPolicies(policies);
+
+    // 4. One agent per pod, a real child process.
+    status(`starting ${layout.pods.length} agents`);
+    const supervisor = new Supervisor(p.pids, (name, code, signal) => {
+      if (!stopping) note(`agent ${name} exited (${signal ?? `code ${code}`}); see ${p.logs}/${name}.log`);
+    });
+    stack.push({ name: "agents", stop: () => supervisor.stopAll() });
+    const preload = podNetworkPreload();
+    for (const pod of layout.pods) {
+      mkdirSync(p.agentState(pod.name), { recursive: true });
+      supervisor.start({
+        name: pod.name,
+        logFile: join(p.logs, `${pod.name}.log`),
+        env: {
+          BULWARK_DEMO_APP_PORT: String(pod.appPort),
+          BULWARK_DEMO_POLICY_APP_PORT: String(POLICY_APP_PORT),
+        },
+        args: agentArgs({
+          preload,
+          operatorUrl: distributionUrl,
+          tokenFile: join(p.tokens, pod.name),
+          pod: pod.name,
+          namespace: NAMESPACE,
+          adminPort: pod.adminPort,
+          outboundPort: pod.outboundPort,
+          inboundPort: pod.inboundPort,
+          appPort: pod.appPort,
+          stateDir: p.agentState(pod.name),
+        }),
+      });
+    }
+    const deadline = Date.now() + 60_000;
+    for (const pod of layout.pods) {
+      while (!(await readyz(pod.adminPort))) {
+        if (Date.now() > deadline)
+          throw new DemoError(`agent ${pod.name} got no config within 60s; see ${p.logs}/${pod.name}.log`);
+        if (problems.length > 0) throw new DemoError(problems.join("; "));
+        await sleep(100);
+      }
+    }
+    status("agents ready");
+    syncEndpoints();
+
+    // 5. Traffic, faults, and the view.
+    const traffic = new TrafficDriver(layout.servicePorts.checkout, o.rps);
+    traffic.start();
+    stack.push({ name: "traffic", stop: () => traffic.stop() });
+    let script: FaultScript | undefined;
+    if (o.faults) {
+      script = new FaultScript(
+        {
+          apps,
+          setPodReady: async (name, isReady) => {
+            ready.set(name, isReady);
+            syncEndpoints();
+            await kube.setReady(name, isReady);
+          },
+        },
+        o.faultScale,
+        (err) => note(`fault script: ${(err as Error).message}`),
+      );
+      const s = script;
+      stack.push({ name: "fault script", stop: () => s.stop() });
+      script.start();
+    }
+    writeFileSync(p.prometheus, prometheusConfig(layout, metricsPort));
+    const kubectl = `kubectl --kubeconfig ${p.kubeconfig}`;
+    view.banner([
+      `Bulwark is up: dev cluster ${cluster.url}, operator, ${layout.pods.length} demo pods each with a bulwark agent, ${o.rps} req/s to checkout.`,
+      `Look deeper:`,
+      `  ${kubectl} get rp -n ${NAMESPACE}            (policies, Ready/Propagated; -o yaml for status)`,
+      `  ${kubectl} get pods -n ${NAMESPACE}`,
+      `  operator metrics  ${operator.metricsUrl ?? "-"}`,
+      `  agent metrics     http://127.0.0.1:${layout.pods[0]?.adminPort}/metrics … http://127.0.0.1:${layout.pods.at(-1)?.adminPort}/metrics (also /status, /config)`,
+      `  Prometheus        prometheus --config.file=${p.prometheus}`,
+      `  logs              ${p.logs}/   policies applied: ${p.policies}`,
+    ]);
+
+    const collector = new SnapshotCollector({
+      cluster: kube,
+      pods: layout.pods,
+      traffic: () => traffic,
+      script: () => script,
+      processes: () => supervisor.list(),
+    });
+    let last: Snapshot | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const finished = new Promise<string>((resolve) => {
+      void o.untilStopped.then(() => resolve("signal"));
+      if (o.durationMs !== undefined) setTimeout(() => resolve("duration"), o.durationMs).unref();
+    });
+    let collecting = false;
+    const tick = async () => {
+      if (collecting || stopping) return;
+      collecting = true;
+      try {
+        last = await collector.collect();
+        last = { ...last, errors: [...last.errors, ...problems] };
+        if (!stopping) view.show(last);
+      } finally {
+        collecting = false;
+      }
+    };
+    timer = setInterval(() => void tick(), 1000);
+    await tick();
+    await finished;
+    clearInterval(timer);
+    timer = undefined;
+    view.done();
+    if (o.view !== "json") process.stderr.write("bulwark up: stopping…\n");
+    await stopAll();
+    if (o.view !== "json")
+      process.stderr.write("bulwark up: stopped; every process it started has exited.\n");
+    return 0;
+  } catch (err) {
+    view.done();
+    await stopAll();
+    throw err;
+  }
+}

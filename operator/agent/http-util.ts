@@ -1,6 +1,8 @@
 // Small HTTP helpers shared by the proxies: hop-by-hop header filtering on raw header arrays (headers are
 // passed through, not rebuilt), request-target parsing for a forward proxy, and plain error responses.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { RecoveryLog } from "./recovery-log.js";
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the proxy ones. */
 const HOP_BY_HOP = new Set([
@@ -219,4 +221,30 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
 export function retryAfterSeconds(ms: number | undefined): string | undefined {
   if (ms === undefined || !Number.isFinite(ms)) return undefined;
   return String(Math.max(1, Math.ceil(ms / 1000)));
+}
+
+/** Answers malformed requests, oversized headers and upgrade attempts instead of crashing or hanging. */
+export function guardServer(server: Server, log: RecoveryLog, listener: string): void {
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+    const code = err.code ?? "";
+    if (code !== "ECONNRESET" && code !== "EPIPE")
+      log.emit("bad-input", { listener, error: code || err.message });
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status =
+      code === "HPE_HEADER_OVERFLOW"
+        ? "431 Request Header Fields Too Large"
+        : code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? "408 Request Timeout"
+          : "400 Bad Request";
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  });
+  server.on("upgrade", (_req: IncomingMessage, socket: Socket) => {
+    socket.end("HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  });
+  server.on("connect", (_req: IncomingMessage, socket: Socket) => {
+    socket.end("HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  });
 }

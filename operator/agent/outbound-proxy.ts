@@ -24,6 +24,7 @@ import { decideFault } from "../resilience/fault-injection.js";
 import { decideRetry, type AttemptResult, type NoRetryReason } from "../resilience/retry.js";
 import { DEADLINE_HEADER, parseDeadline, remainingHeader, shrink } from "./deadline.js";
 import {
+  guardServer,
   filterHeaders,
   hasBody,
   isIdempotent,
@@ -97,32 +98,6 @@ export function createOutboundServer(deps: OutboundDeps): http.Server {
     tunnel(deps, req, socket, head),
   );
   return server;
-}
-
-/** Answers malformed requests, oversized headers and upgrade attempts instead of crashing or hanging. */
-export function guardServer(server: http.Server, log: RecoveryLog, listener: string): void {
-  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
-    const code = err.code ?? "";
-    if (code !== "ECONNRESET" && code !== "EPIPE")
-      log.emit("bad-input", { listener, error: code || err.message });
-    if (!socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const status =
-      code === "HPE_HEADER_OVERFLOW"
-        ? "431 Request Header Fields Too Large"
-        : code === "ERR_HTTP_REQUEST_TIMEOUT"
-          ? "408 Request Timeout"
-          : "400 Bad Request";
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  });
-  server.on("upgrade", (_req: IncomingMessage, socket: Socket) => {
-    socket.end("HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-  });
-  server.on("connect", (_req: IncomingMessage, socket: Socket) => {
-    socket.end("HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-  });
 }
 
 /**

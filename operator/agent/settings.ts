@@ -1,6 +1,14 @@
 // Every setting of `bulwark agent` in one object: each has a flag, an environment variable (what the chart's
 // injector sets) and a default. Flags win over the environment; the environment wins over the default.
-import { CommandError, parseFlags } from "../cli/command.js";
+import { parseArgs } from "node:util";
+
+/** A bad flag, environment value or combination (the CLI turns it into exit code 2). */
+export class SettingsError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SettingsError";
+  }
+}
 
 export interface AgentSettings {
   /** `--config` / `BULWARK_CONFIG`: a sidecar config file, reloaded on change. Default none. */
@@ -86,9 +94,14 @@ const flagOptions = {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** Reads flags and environment into settings; throws CommandError (exit 2) on a bad value or combination. */
+/** Reads flags and environment into settings; throws SettingsError on a bad value or combination. */
 export function loadSettings(argv: string[], env: Env = process.env): AgentSettings {
-  const { values } = parseFlags(argv, flagOptions);
+  let values: ReturnType<typeof parseArgs<{ options: typeof flagOptions }>>["values"];
+  try {
+    ({ values } = parseArgs({ args: argv, options: flagOptions, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new SettingsError((err as Error).message, { cause: err });
+  }
   const pick = (flag: keyof typeof flagOptions, envName: string): string | undefined => {
     const v = values[flag] ?? env[envName];
     return v === undefined || v === "" ? undefined : v;
@@ -98,7 +111,7 @@ export function loadSettings(argv: string[], env: Env = process.env): AgentSetti
     if (raw === undefined) return dflt;
     const n = Number(raw);
     if (!/^\d+$/.test(raw) || n > 65535) {
-      throw new CommandError(`--${flag} (${envName}): expected a port 0-65535, got "${raw}"`);
+      throw new SettingsError(`--${flag} (${envName}): expected a port 0-65535, got "${raw}"`);
     }
     return n;
   };
@@ -106,7 +119,9 @@ export function loadSettings(argv: string[], env: Env = process.env): AgentSetti
   let stateMaxAgeMs: number = AGENT_DEFAULTS.stateMaxAgeMs;
   if (maxAgeRaw !== undefined) {
     if (!/^\d+$/.test(maxAgeRaw)) {
-      throw new CommandError(`--state-max-age (BULWARK_STATE_MAX_AGE): expected seconds, got "${maxAgeRaw}"`);
+      throw new SettingsError(
+        `--state-max-age (BULWARK_STATE_MAX_AGE): expected seconds, got "${maxAgeRaw}"`,
+      );
     }
     stateMaxAgeMs = Number(maxAgeRaw) * 1000;
   }
@@ -126,22 +141,22 @@ export function loadSettings(argv: string[], env: Env = process.env): AgentSetti
     stateMaxAgeMs,
   };
   if (settings.configFile === undefined && settings.operatorUrl === undefined) {
-    throw new CommandError("need --config FILE (standalone) or --operator URL --token-file FILE");
+    throw new SettingsError("need --config FILE (standalone) or --operator URL --token-file FILE");
   }
   if (settings.operatorUrl !== undefined) {
     if (!/^https?:\/\/[^/]+/.test(settings.operatorUrl)) {
-      throw new CommandError(
+      throw new SettingsError(
         `--operator: expected an http:// or https:// URL, got "${settings.operatorUrl}"`,
       );
     }
-    if (settings.tokenFile === undefined) throw new CommandError("--operator needs --token-file");
+    if (settings.tokenFile === undefined) throw new SettingsError("--operator needs --token-file");
     if (settings.pod === undefined || settings.namespace === undefined) {
-      throw new CommandError("--operator needs --pod and --namespace (the identity its token is bound to)");
+      throw new SettingsError("--operator needs --pod and --namespace (the identity its token is bound to)");
     }
   }
   const ports = [settings.adminPort, settings.outboundPort, settings.inboundPort].filter((p) => p !== 0);
   if (new Set(ports).size !== ports.length) {
-    throw new CommandError("--admin-port, --outbound-port and --inbound-port must differ");
+    throw new SettingsError("--admin-port, --outbound-port and --inbound-port must differ");
   }
   return settings;
 }

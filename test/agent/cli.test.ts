@@ -3,8 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadSettings } from "../../operator/agent/settings.js";
-import { CommandError } from "../../operator/cli/command.js";
+import { loadSettings, SettingsError } from "../../operator/agent/settings.js";
 import { deadPort, makeConfig, send, startUpstream, until, upstreamRule, type Upstream } from "./harness.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -42,8 +41,7 @@ describe("settings", () => {
       try {
         loadSettings(argv, env);
       } catch (err) {
-        expect(err).toBeInstanceOf(CommandError);
-        expect((err as CommandError).exitCode).toBe(2);
+        expect(err).toBeInstanceOf(SettingsError);
         return (err as Error).message;
       }
       throw new Error("expected a usage error");

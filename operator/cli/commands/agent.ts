@@ -4,13 +4,19 @@ import { CommandError, untilSignal, type Command } from "../command.js";
 import { Agent } from "../../agent/agent.js";
 import type { ConfigSource } from "../../agent/config-source.js";
 import { FileConfigSource } from "../../agent/file-config-source.js";
-import { AGENT_HELP, loadSettings } from "../../agent/settings.js";
+import { AGENT_HELP, loadSettings, SettingsError, type AgentSettings } from "../../agent/settings.js";
 import { operatorSource } from "../../distribution/agent-client.js";
 
 export const command: Command = {
   help: AGENT_HELP,
   async run(argv) {
-    const settings = loadSettings(argv);
+    let settings: AgentSettings;
+    try {
+      settings = loadSettings(argv);
+    } catch (err) {
+      if (err instanceof SettingsError) throw new CommandError(err.message, 2, { cause: err });
+      throw err;
+    }
     // --operator wins over --config: the operator's config, with the agent's state dir as last-known-good.
     let agent: Agent | undefined = undefined;
     const source: ConfigSource =

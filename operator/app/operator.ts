@@ -35,9 +35,12 @@ import { KubeClient, PODS, loadKubeConfig } from "../kube/client.js";
 import type { LeaderElectorOptions, StopReason } from "../kube/leader-election.js";
 import { LeaderElector } from "../kube/leader-election.js";
 import type { KubeObject } from "../kube/types.js";
+import { statusCodeOf } from "../kube/types.js";
 import type { WatchSourceOptions } from "../kube/watch-source.js";
 import { WatchSource } from "../kube/watch-source.js";
 import { createMetrics } from "../observability/registry.js";
+import type { RunningWebhooks, WebhookOptions } from "../webhook/server.js";
+import { startWebhooks } from "../webhook/server.js";
 import { DesiredStateDistributor } from "./desired-state-distributor.js";
 import type { ServedPort } from "./http-servers.js";
 import { serveHealth, serveMetrics } from "./http-servers.js";
@@ -62,6 +65,8 @@ export interface DistributorContext {
   readonly logger: OperatorLogger;
   readonly metrics: OperatorMetrics;
   readonly kubeClient: KubeClient;
+  /** The webhooks' serving certificate when `webhook` is set: distribution serves TLS with it too. */
+  readonly servingTls?: { readonly certPem: string; readonly keyPem: string; readonly caPem: string };
 }
 
 /** A distributor with an optional lifecycle (the real server listens on --distribution-port). */
@@ -119,6 +124,11 @@ export interface OperatorOptions {
   watch?: Omit<WatchSourceOptions, "transport" | "name" | "clock">;
   /** Per-request timeout of API calls. Defaults to 30 000 ms. */
   requestTimeoutMs?: number;
+  /**
+   * Serve the admission webhooks (sidecar injection, policy validation) on `webhook.port`, with a
+   * self-managed certificate (Secret + caBundle) or cert-manager's files. Defaults to none.
+   */
+  webhook?: Omit<WebhookOptions, "logger">;
   clock?: Clock;
   /** Defaults to silence. */
   logger?: OperatorLogger;
@@ -137,6 +147,8 @@ export interface RunningOperator {
   readonly state: CompiledState;
   readonly metrics: OperatorMetrics;
   readonly kubeClient: KubeClient;
+  /** The admission webhooks, when `webhook` was given. */
+  readonly webhooks: RunningWebhooks | undefined;
   /** True while this replica leads (always, without leader election, once synced). */
   isLeader(): boolean;
   /** True once both caches synced. */
@@ -164,6 +176,9 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
   const metrics = createMetrics("operator");
   metrics.leader.set(0);
 
+  // Webhooks first: their certificate also serves distribution (the chart always gives one).
+  const webhooks = opts.webhook ? await startWebhooks(client, { ...opts.webhook, logger }) : undefined;
+
   const distributor: ManagedDistributor =
     typeof opts.distributor === "function"
       ? await opts.distributor({
@@ -172,6 +187,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
           logger,
           metrics,
           kubeClient: client,
+          ...(webhooks ? { servingTls: webhooks.tls() } : {}),
         })
       : (opts.distributor ?? new DesiredStateDistributor());
 
@@ -206,6 +222,8 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
   pods.onChange((e) => {
     const key = objectKeyOf(e.object);
     const current = pods.store.getByKey(key);
+    // Most pod updates are status churn: skip those that change nothing the compiler reads.
+    if (e.type === "MODIFIED" && e.old && current && samePodView(e.old, current)) return;
     if (current && isLivePod(current)) {
       state.upsertPod(podInfoFromObject(current));
     } else {
@@ -216,7 +234,13 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
   for (const src of [policies, pods]) {
     src.onEvent((e) => {
       if (e.type === "give-up") {
-        fatal = `watch ${src.name} gave up after ${e.failures} failures`;
+        const hint =
+          statusCodeOf(e.cause) === 404 && src === policies
+            ? " (is the ResiliencePolicy CRD installed? kubectl apply -f crds/)"
+            : statusCodeOf(e.cause) === 403
+              ? " (forbidden: check the operator's RBAC)"
+              : "";
+        fatal = `watch ${src.name} gave up after ${e.failures} failures${hint}`;
         logger.error(fatal, { cause: describe(e.cause) });
         resolveDone({ reason: "watch-gave-up", source: src.name, cause: e.cause });
       } else if (e.type === "error") {
@@ -382,6 +406,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
       await recorder.flush();
       await Promise.all(served.map((s) => s.close()));
       await distributor.stop?.();
+      await webhooks?.stop();
       resolveDone({ reason: "stopped" });
     })();
     return stopped;
@@ -395,6 +420,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
     state,
     metrics,
     kubeClient: client,
+    webhooks,
     isLeader: () => leading,
     isReady: () => state.isSynced,
     synced,
@@ -423,6 +449,16 @@ function isLivePod(obj: KubeObject): boolean {
   if (obj.metadata?.deletionTimestamp) return false;
   const phase = (obj.status as { phase?: string } | undefined)?.phase;
   return phase !== "Succeeded" && phase !== "Failed";
+}
+
+/** True when the compiler would see no difference between the two pod objects. */
+function samePodView(a: KubeObject, b: KubeObject): boolean {
+  if (isLivePod(a) !== isLivePod(b)) return false;
+  const pa = podInfoFromObject(a);
+  const pb = podInfoFromObject(b);
+  if (pa.ready !== pb.ready) return false;
+  const la = Object.entries(pa.labels);
+  return la.length === Object.keys(pb.labels).length && la.every(([k, v]) => pb.labels[k] === v);
 }
 
 function objectKeyOf(obj: KubeObject): string {

@@ -14,6 +14,7 @@ export class Debouncer {
   readonly quietMs: number;
   readonly maxMs: number;
   private openedAt: number | undefined;
+  private lastAt = 0;
   private timer: TimerHandle | undefined;
 
   constructor(
@@ -33,13 +34,16 @@ export class Debouncer {
     return this.openedAt !== undefined;
   }
 
-  /** Opens a window or extends the open one (never past openedAt + maxMs). */
+  /**
+   * Opens a window or extends the open one (never past openedAt + maxMs). Cheap enough to call once per
+   * pod of a mass change: it only notes the time; the one timer re-arms itself when it fires early.
+   */
   trigger(): void {
     const now = this.clock.now();
-    if (this.openedAt === undefined) this.openedAt = now;
-    const due = Math.min(now + this.quietMs, this.openedAt + this.maxMs);
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    this.timer = this.clock.setTimeout(() => this.flush(), due - now);
+    this.lastAt = now;
+    if (this.openedAt !== undefined) return;
+    this.openedAt = now;
+    this.arm(Math.min(this.quietMs, this.maxMs));
   }
 
   /** Fires now if a window is open. */
@@ -56,5 +60,18 @@ export class Debouncer {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.openedAt = undefined;
+  }
+
+  private arm(ms: number): void {
+    this.timer = this.clock.setTimeout(() => this.onTimer(), ms);
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    if (this.openedAt === undefined) return;
+    const due = Math.min(this.lastAt + this.quietMs, this.openedAt + this.maxMs);
+    const now = this.clock.now();
+    if (now < due) this.arm(due - now);
+    else this.flush();
   }
 }

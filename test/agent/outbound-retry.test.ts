@@ -72,6 +72,8 @@ describe("outbound proxy: passthrough and retries", () => {
     // Extra load: retries are at most 20% of requests plus the 10/s floor over the window (100).
     expect(up.hits - N).toBeLessThanOrEqual(0.2 * N + 100);
     expect(replies.some((r) => r.headers["x-bulwark-attempts"] === "2")).toBe(true);
+    // No timer outlives its request (one deadline queue, cancelled on completion).
+    expect(agent.agent.timers.size).toBe(0);
   });
 
   it("stops retrying when the budget is exhausted and counts it", async () => {

@@ -3,16 +3,18 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   startDevCluster,
   type DevCluster,
   type DevClusterOptions,
 } from "../../operator/devcluster/server.js";
 
-export const ROOT = resolve(import.meta.dirname, "../..");
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const ROOT = resolve(HERE, "../..");
 export const KUBECTL = join(ROOT, ".bulwark/bin/kubectl");
-export const FIXTURES = join(import.meta.dirname, "fixtures");
+export const FIXTURES = join(HERE, "fixtures");
 
 export interface Harness {
   cluster: DevCluster;

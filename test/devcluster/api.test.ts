@@ -382,6 +382,80 @@ describe("events, discovery, dry-run", () => {
     expect((await h.request("GET", `${W}/dry`)).status).toBe(404);
   });
 
+  it("answers the error catalogue with the apiserver's codes and reasons", async () => {
+    const cm = "/api/v1/namespaces/default/configmaps";
+    await h.request("POST", cm, { body: { metadata: { name: "errs" } } });
+    const expectStatus = (r: { status: number; json: AnyObj }, code: number, reason: string) => {
+      expect(r.status).toBe(code);
+      expect(r.json).toMatchObject({ kind: "Status", code, reason });
+    };
+    expectStatus(await h.request("POST", cm, { body: { metadata: { name: "errs" } } }), 409, "AlreadyExists");
+    const missingNs = await h.request("POST", "/api/v1/namespaces/nope/configmaps", {
+      body: { metadata: { name: "x" } },
+    });
+    expectStatus(missingNs, 404, "NotFound");
+    expect(missingNs.json.message).toBe('namespaces "nope" not found');
+    expectStatus(
+      await h.request("PUT", `${cm}/errs`, { body: { metadata: { name: "other" } } }),
+      400,
+      "BadRequest",
+    );
+    expectStatus(
+      await h.request("POST", cm, { body: { metadata: { name: "x", namespace: "kube-system" } } }),
+      400,
+      "BadRequest",
+    );
+    const noManager = await h.request("PATCH", `${cm}/errs`, {
+      body: { metadata: { name: "errs" } },
+      contentType: "application/apply-patch+yaml",
+    });
+    expectStatus(noManager, 422, "Invalid");
+    expect((noManager.json.details as AnyObj).causes).toEqual([
+      {
+        reason: "FieldValueRequired",
+        message: "Required value: is required for apply patch",
+        field: "fieldManager",
+      },
+    ]);
+    expectStatus(
+      await h.request("PATCH", `${cm}/errs?force=true`, {
+        body: {},
+        contentType: "application/merge-patch+json",
+      }),
+      422,
+      "Invalid",
+    );
+    expectStatus(
+      await h.request("PATCH", `${cm}/errs`, {
+        body: { data: {} },
+        contentType: "application/json-patch+json",
+      }),
+      400,
+      "BadRequest",
+    );
+    expectStatus(
+      await h.request("PATCH", `${cm}/errs`, {
+        body: [{ op: "test", path: "/metadata/name", value: "different" }],
+        contentType: "application/json-patch+json",
+      }),
+      422,
+      "Invalid",
+    );
+    expectStatus(
+      await h.request("POST", `${cm}?fieldValidation=Sometimes`, { body: { metadata: { name: "y" } } }),
+      422,
+      "Invalid",
+    );
+    expectStatus(
+      await h.request("PATCH", `${W}/gen`, {
+        body: {},
+        contentType: "application/strategic-merge-patch+json",
+      }),
+      415,
+      "UnsupportedMediaType",
+    );
+  });
+
   it("rejects malformed label keys and values naming metadata.labels", async () => {
     const r = await h.request("POST", "/api/v1/namespaces/default/configmaps", {
       body: { metadata: { name: "badlabel", labels: { "no spaces": "x", ok: "-bad-" } } },

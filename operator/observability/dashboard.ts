@@ -37,6 +37,13 @@ const NS = { namespace: re("$namespace") };
 const NS_POLICY = { ...NS, policy: re("$policy") };
 const NS_UPSTREAM = { ...NS, upstream: re("$upstream") };
 const NS_POLICY_UPSTREAM = { ...NS_POLICY, upstream: re("$upstream") };
+/**
+ * Agent series name their policy `namespace/name` (the rule's origin in the sidecar config) and get
+ * `namespace` from the scrape; Grafana expands multi-value variables in a regex to `(a|b)`, so
+ * `$namespace/$policy` matches every selected pair, and `.*\/.*` for All.
+ */
+const AGENT_POLICY = { ...NS, policy: re("$namespace/$policy") };
+const AGENT_POLICY_UPSTREAM = { ...AGENT_POLICY, upstream: re("$upstream") };
 
 /** Breaker states on the state-timeline: closed + 2·open + 1·half_open of the per-state gauges. */
 export const BREAKER_STATE_VALUES = { closed: 0, half_open: 1, open: 2 } as const;
@@ -183,9 +190,13 @@ function overview(): Row {
         "Open breakers now",
         "Circuit breakers open right now: per pod from the agents' own metrics, and per policy from the reports the operator aggregates (seen without a PodMonitor).",
         [
-          q(agg("sum", [], sel("circuitBreakerState", { ...NS_POLICY_UPSTREAM, state: "open" })), "agents", {
-            instant: true,
-          }),
+          q(
+            agg("sum", [], sel("circuitBreakerState", { ...AGENT_POLICY_UPSTREAM, state: "open" })),
+            "agents",
+            {
+              instant: true,
+            },
+          ),
           q(agg("sum", [], sel("policyBreakers", { ...NS_POLICY_UPSTREAM, state: "open" })), "operator", {
             instant: true,
           }),
@@ -214,7 +225,7 @@ function overview(): Row {
 function breakers(): Row {
   const by = ["namespace", "pod", "policy", "upstream"];
   const state = (s: string) =>
-    agg("max", by, sel("circuitBreakerState", { ...NS_POLICY_UPSTREAM, state: s }));
+    agg("max", by, sel("circuitBreakerState", { ...AGENT_POLICY_UPSTREAM, state: s }));
   const timeline = new statetimeline.PanelBuilder()
     .title("Breaker state per pod")
     .description(
@@ -273,8 +284,13 @@ function breakers(): Row {
     .withPanel(
       ts("Breaker transitions", "State changes per second, by the state entered.", "ops", [
         q(
-          rateOf("circuitBreakerTransitions", NS_POLICY_UPSTREAM, ["namespace", "policy", "upstream", "to"]),
-          "{{namespace}}/{{policy}} → {{upstream}}: to {{to}}",
+          rateOf("circuitBreakerTransitions", AGENT_POLICY_UPSTREAM, [
+            "namespace",
+            "policy",
+            "upstream",
+            "to",
+          ]),
+          "{{policy}} → {{upstream}}: to {{to}}",
         ),
       ]),
     );
@@ -334,7 +350,7 @@ function traffic(): Row {
 }
 
 function protection(): Row {
-  const bulkhead = NS_POLICY_UPSTREAM;
+  const bulkhead = AGENT_POLICY_UPSTREAM;
   const quotaBars = new bargauge.PanelBuilder()
     .title("Quotas per pod")
     .description(
@@ -350,8 +366,8 @@ function protection(): Row {
     .withPanel(
       ts("Shed rate by priority", "Inbound requests shed per second, by priority tier and reason.", "reqps", [
         q(
-          rateOf("shed", NS_POLICY, ["namespace", "policy", "priority", "reason"]),
-          "{{namespace}}/{{policy}}: {{priority}} ({{reason}})",
+          rateOf("shed", AGENT_POLICY, ["namespace", "policy", "priority", "reason"]),
+          "{{policy}}: {{priority}} ({{reason}})",
         ),
       ]),
     )
@@ -371,11 +387,11 @@ function protection(): Row {
         [
           q(
             agg("sum", ["namespace", "policy", "upstream"], sel("bulkheadInflight", bulkhead)),
-            "in-flight {{namespace}}/{{policy}} → {{upstream}}",
+            "in-flight {{policy}} → {{upstream}}",
           ),
           q(
             agg("sum", ["namespace", "policy", "upstream"], sel("bulkheadQueued", bulkhead)),
-            "queued {{namespace}}/{{policy}} → {{upstream}}",
+            "queued {{policy}} → {{upstream}}",
           ),
         ],
       ),
@@ -388,11 +404,11 @@ function protection(): Row {
         [
           q(
             rateOf("bulkheadRejected", bulkhead, ["namespace", "policy", "upstream"]),
-            "bulkhead {{namespace}}/{{policy}} → {{upstream}}",
+            "bulkhead {{policy}} → {{upstream}}",
           ),
           q(
             rateOf("rateLimited", bulkhead, ["namespace", "policy", "upstream"]),
-            "rate limit {{namespace}}/{{policy}} → {{upstream}}",
+            "rate limit {{policy}} → {{upstream}}",
           ),
         ],
       ),
@@ -419,7 +435,7 @@ function protection(): Row {
         "short",
         [
           q(
-            agg("max", ["namespace", "pod", "policy"], sel("concurrencyLimit", NS_POLICY)),
+            agg("max", ["namespace", "pod", "policy"], sel("concurrencyLimit", AGENT_POLICY)),
             "{{namespace}}/{{pod}} ({{policy}})",
           ),
         ],

@@ -17,6 +17,12 @@ export type Metrics<S extends MetricSource> = { readonly [K in KeysOf<S>]: Colle
   readonly registry: Registry;
 };
 
+const MISNAMED_DEFAULT_GAUGES = [
+  "nodejs_active_handles_total",
+  "nodejs_active_requests_total",
+  "nodejs_active_resources_total",
+];
+
 export interface MetricsOptions {
   /** Also collect Node.js process metrics (CPU, memory, event-loop lag, GC). Default true. */
   defaultMetrics?: boolean;
@@ -25,7 +31,12 @@ export interface MetricsOptions {
 /** A fresh registry holding every metric of one component; no global state, so tests can run several. */
 export function createMetrics<S extends MetricSource>(source: S, options: MetricsOptions = {}): Metrics<S> {
   const registry = new Registry();
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  if (options.defaultMetrics ?? true) {
+    collectDefaultMetrics({ register: registry });
+    // Gauges prom-client names `_total`, which Prometheus reserves for counters (`promtool check metrics`
+    // flags them); each is the sum of its labelled sibling (`nodejs_active_handles` by type, …).
+    for (const name of MISNAMED_DEFAULT_GAUGES) registry.removeSingleMetric(name);
+  }
   const out: Record<string, unknown> = { registry };
   for (const [key, spec] of Object.entries(METRICS)) {
     if (spec.source !== source) continue;

@@ -130,8 +130,7 @@ export const command: Command = {
     const logger = jsonLogger(level);
 
     const { startOperator } = await import("../../app/operator.js");
-    const { startDistributionServer } = await import("../../distribution/distribution-server.js");
-    const { TokenReviewAuthenticator } = await import("../../distribution/agent-authenticator.js");
+    const { distributionServerFactory } = await import("../../app/distribution.js");
 
     let operator;
     try {
@@ -151,26 +150,13 @@ export const command: Command = {
         bindAddress,
         withdrawalTimeoutMs,
         logger,
-        distributor: async (ctx) => {
-          const server = await startDistributionServer({
-            port: ctx.distributionPort,
-            host: bindAddress,
-            ...(tls ? { tls } : {}),
-            authenticator: new TokenReviewAuthenticator(ctx.kubeClient),
-            metrics: ctx.metrics,
-            clock: ctx.clock,
-            operatorId: identity,
-            log: (event, fields) => logger.debug(event, fields),
-          });
-          logger.info("distribution serving", { url: server.url });
-          return {
-            setDesired: (pod, config) => server.setDesired(pod, config),
-            propagation: (pod) => server.propagation(pod),
-            onChange: (listener) => server.onChange(listener),
-            forget: (pod) => server.forget(pod),
-            stop: () => server.close(),
-          };
-        },
+        distributor: distributionServerFactory({
+          host: bindAddress,
+          ...(tls ? { tls } : {}),
+          operatorId: identity,
+          onStarted: (server) => logger.info("distribution serving", { url: server.url }),
+          log: (event, fields) => logger.debug(event, fields),
+        }),
       });
     } catch (err) {
       throw new CommandError(`cannot start: ${(err as Error).message}`, 1, { cause: err });

@@ -6,6 +6,7 @@
 // token buckets, retry budgets and the inbound limiter are reconfigured in place (so in-flight counts and
 // earned tokens stay right) rather than replaced. In-flight requests hold a reference to the runtime they
 // started under and finish on it.
+import { validateHeaderName, validateHeaderValue } from "node:http";
 import type { Counter, Gauge, Histogram } from "prom-client";
 import type {
   ConfigProblem,
@@ -465,6 +466,13 @@ export function compileRuntime(
           });
         }
         next.budgets.set(u.name, { windowMs: bc.windowMs, budget });
+      }
+      if (u.fallback?.action.kind === "static") {
+        // A header Node would refuse to send must fail the config now, not each request later.
+        for (const [name, value] of Object.entries(u.fallback.action.headers)) {
+          validateHeaderName(name);
+          validateHeaderValue(name, value);
+        }
       }
       let cache: ResponseCache | undefined;
       if (u.fallback?.action.kind === "cache") {

@@ -217,6 +217,13 @@ describe("outbound proxy: fallbacks", () => {
     const r3 = await send(agent.agent.ports.outbound, { host: `127.0.0.1:${fine.port}` });
     expect(r3.body).toBe("fine");
     expect(r3.headers["x-bulwark-fallback"]).toBeUndefined();
+    // A static fallback with a header Node cannot send is rejected with the config, not at request time.
+    const bad = { ...fallback, action: { ...fallback.action, headers: { "x-bad": "line\nbreak" } } };
+    const v = agent.source.push(
+      makeConfig([upstreamRule("b", fine.port, { fallback: bad })], undefined, "v4"),
+    );
+    expect(v.accepted).toBe(false);
+    expect(agent.agent.runtime?.version).toBe("v3");
   });
 
   it("serves the last good GET response from the cache while fresh, then passes the error through", async () => {

@@ -114,7 +114,8 @@ describe("the operator with the real distribution server", () => {
     writeFileSync(tokenFile, token.status.token);
 
     let active: string | undefined;
-    let reject: string | undefined;
+    /** What the agent says to the next config: undefined accepts it, a reason rejects it. */
+    const verdict: { reject?: string } = {};
     source = new OperatorConfigSource({
       url: server?.url ?? "",
       tokenFile,
@@ -124,12 +125,12 @@ describe("the operator with the real distribution server", () => {
     });
     source.subscribe((c: ConfigCandidate): ConfigVerdict => {
       const version = "document" in c ? (c.document as { version?: string }).version : undefined;
-      if (reject !== undefined || version === undefined) {
+      if (verdict.reject !== undefined || version === undefined) {
         return {
           accepted: false,
           rejectedVersion: version,
           activeVersion: active,
-          problems: [{ path: "upstreams[0].listenPort", message: reject ?? "no version" }],
+          problems: [{ path: "upstreams[0].listenPort", message: verdict.reject ?? "no version" }],
         } as ConfigVerdict;
       }
       const unchanged = version === active;
@@ -161,7 +162,7 @@ describe("the operator with the real distribution server", () => {
     expect(cond(ready, "Propagated")?.message).toBe("1/1 pods acknowledged");
     expect(active).toBe(op.state.compiler.config(`${NS}/web-1`)?.version);
 
-    reject = "port 15001 already in use";
+    verdict.reject = "port 15001 already in use";
     await client.patch(
       { ...POLICIES, namespace: NS, name: "web" },
       {

@@ -1,5 +1,5 @@
 // The pinned helm and kubectl (.bulwark/bin, extracted by scripts/install-tools.sh), for the chart tests.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -18,6 +18,26 @@ export interface Run {
   status: number;
   stdout: string;
   stderr: string;
+}
+
+const ENV = {
+  HELM_CACHE_HOME: "/tmp/bulwark-helm/cache",
+  HELM_CONFIG_HOME: "/tmp/bulwark-helm/config",
+  HELM_DATA_HOME: "/tmp/bulwark-helm/data",
+};
+
+/** Like run, without blocking the event loop (needed when the dev cluster runs in this process). */
+export function runAsync(bin: string, args: string[], input?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env: { ...process.env, ...ENV }, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ status: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
 }
 
 export function run(bin: string, args: string[], input?: string): Run {

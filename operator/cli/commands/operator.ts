@@ -19,7 +19,18 @@ Flags:
   --metrics-port N            Prometheus /metrics (default 9464; 0 = any free port)
   --health-port N             /healthz and /readyz, ready once the caches synced (default 8081)
   --distribution-port N       config distribution to agents (default 15010)
-  --webhook-port N            admission webhooks (default 9443; reserved: not served by this build)
+  --webhook-port N            serve the admission webhooks (sidecar injection, policy validation) over TLS
+                              on this port (the chart sets 9443; default: not served)
+  --webhook-service NAME      the Service in front of the webhooks and distribution (default bulwark); its
+                              DNS names go into the self-managed certificate
+  --webhook-secret NAME       self-managed TLS: keep the operator's CA and serving certificate in this Secret
+                              of the operator's namespace (default bulwark-webhook-tls), and set the caBundle
+                              of --mutating-webhook / --validating-webhook
+  --webhook-cert-dir DIR      cert-manager TLS instead: tls.crt, tls.key (and ca.crt) mounted here
+  --mutating-webhook NAME     MutatingWebhookConfiguration whose caBundle the operator keeps set
+  --validating-webhook NAME   ValidatingWebhookConfiguration whose caBundle the operator keeps set
+  --injector-config FILE      the sidecar injector's settings (JSON, rendered by the chart from agent.*);
+                              without it pods are not injected
   --bind-address ADDR         interface for the metrics, health and distribution ports (default 0.0.0.0)
   --tls-cert FILE             serve distribution over TLS with this certificate (PEM) ...
   --tls-key FILE              ... and this key; plain HTTP when neither is given
@@ -80,7 +91,13 @@ export const command: Command = {
       "metrics-port": { type: "string", default: "9464" },
       "health-port": { type: "string", default: "8081" },
       "distribution-port": { type: "string", default: "15010" },
-      "webhook-port": { type: "string", default: "9443" },
+      "webhook-port": { type: "string" },
+      "webhook-service": { type: "string", default: "bulwark" },
+      "webhook-secret": { type: "string", default: "bulwark-webhook-tls" },
+      "webhook-cert-dir": { type: "string" },
+      "mutating-webhook": { type: "string" },
+      "validating-webhook": { type: "string" },
+      "injector-config": { type: "string" },
       "bind-address": { type: "string", default: "0.0.0.0" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
@@ -105,7 +122,10 @@ export const command: Command = {
     const metricsPort = int("metrics-port", values["metrics-port"], 0, 65535);
     const healthPort = int("health-port", values["health-port"], 0, 65535);
     const distributionPort = int("distribution-port", values["distribution-port"], 0, 65535);
-    int("webhook-port", values["webhook-port"], 0, 65535);
+    const webhookPort =
+      values["webhook-port"] === undefined
+        ? undefined
+        : int("webhook-port", values["webhook-port"], 0, 65535);
     const leaderElection = bool("leader-elect", values["leader-elect"]);
     const leaseDurationMs = durationMs("lease-duration", values["lease-duration"]);
     const renewDeadlineMs = durationMs("renew-deadline", values["renew-deadline"]);
@@ -125,11 +145,20 @@ export const command: Command = {
     } catch (err) {
       throw new CommandError(`reading the TLS files: ${(err as Error).message}`, 2, { cause: err });
     }
+    let injector;
+    if (values["injector-config"]) {
+      const { loadInjectorConfig } = await import("../../webhook/injector-config.js");
+      try {
+        injector = loadInjectorConfig(values["injector-config"]);
+      } catch (err) {
+        throw new CommandError((err as Error).message, 2, { cause: err });
+      }
+    }
     const identity = values.id ?? process.env.POD_NAME ?? hostname();
     const bindAddress = values["bind-address"];
     const logger = jsonLogger(level);
 
-    const { startOperator } = await import("../../app/operator.js");
+    const { startOperator, defaultLeaseNamespace } = await import("../../app/operator.js");
     const { distributionServerFactory } = await import("../../app/distribution.js");
 
     let operator;
@@ -150,6 +179,27 @@ export const command: Command = {
         bindAddress,
         withdrawalTimeoutMs,
         logger,
+        ...(webhookPort === undefined
+          ? {}
+          : {
+              webhook: {
+                port: webhookPort,
+                host: bindAddress,
+                certificate: values["webhook-cert-dir"]
+                  ? { kind: "files" as const, dir: values["webhook-cert-dir"] }
+                  : {
+                      kind: "self-managed" as const,
+                      namespace: values["lease-namespace"] ?? defaultLeaseNamespace(),
+                      secretName: values["webhook-secret"],
+                      service: values["webhook-service"],
+                      ...(values["mutating-webhook"] ? { mutatingWebhook: values["mutating-webhook"] } : {}),
+                      ...(values["validating-webhook"]
+                        ? { validatingWebhook: values["validating-webhook"] }
+                        : {}),
+                    },
+                ...(injector ? { injector } : {}),
+              },
+            }),
         distributor: distributionServerFactory({
           host: bindAddress,
           ...(tls ? { tls } : {}),

@@ -1,0 +1,380 @@
+// The chart proven on the dev cluster (which enforces RBAC for ServiceAccounts):
+// - `helm template` output passes `kubectl apply --dry-run=server`, then applies for real; `helm install`
+//   against the cluster rejects a bad value through the schema;
+// - the operator runs in process under exactly the chart's ServiceAccount (a TokenRequest token for it, the
+//   chart's ClusterRole/Roles/bindings applied): it creates its TLS Secret, sets the webhooks' caBundle,
+//   leads through the chart's Lease, reconciles a policy to Accepted, authenticates an agent token, and
+//   rotates its certificate — with no request denied;
+// - every (verb, resource) the chart's roles grant was used in that run, and nothing else was: so removing
+//   any one rule (or verb) from the chart makes one of those calls fail (no rule is superfluous);
+// - the injection webhook through the dev cluster: a pod created in a namespace labelled
+//   bulwark.dev/inject=enabled comes back with the agent; policies are created through the validating webhook
+//   (failurePolicy Fail), which answers an invalid one with validatePolicy's messages.
+import { X509Certificate } from "node:crypto";
+import { request as httpsRequest } from "node:https";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { formatProblem, validatePolicy } from "../../operator/api/validate.js";
+import { startOperator, type RunningOperator } from "../../operator/app/operator.js";
+import type { ResourceAttributes } from "../../operator/devcluster/rbac.js";
+import { startDevCluster, type DevCluster } from "../../operator/devcluster/server.js";
+import { TokenReviewAuthenticator } from "../../operator/distribution/agent-authenticator.js";
+import { startDistributionServer } from "../../operator/distribution/distribution-server.js";
+import { KubeClient, loadKubeConfig } from "../../operator/kube/client.js";
+import type { KubeObject } from "../../operator/kube/types.js";
+import { parseInjectorConfig } from "../../operator/webhook/injector-config.js";
+import { CHART_DIR, HELM, KUBECTL, NAMESPACE, RELEASE, ensureTools, runAsync, template } from "./helm.js";
+
+const SA_USER = `system:serviceaccount:${NAMESPACE}:${RELEASE}`;
+type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
+type Obj = KubeObject & { rules?: Rule[]; data?: Record<string, string> };
+
+let cluster: DevCluster;
+let admin: KubeClient;
+let adminKubeconfig: string;
+let rendered: Obj[];
+let operator: RunningOperator | undefined;
+const used: { a: ResourceAttributes; allowed: boolean }[] = [];
+
+function kubectl(args: string[], input?: string) {
+  return runAsync(KUBECTL, ["--kubeconfig", adminKubeconfig, ...args], input);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const POLICIES = { group: "resilience.bulwark.dev", version: "v1alpha1", plural: "resiliencepolicies" };
+const PODS = { version: "v1", plural: "pods" };
+
+beforeAll(async () => {
+  ensureTools();
+  cluster = await startDevCluster({
+    onAuthorize: (user, a, d) => {
+      if (user.username === SA_USER) used.push({ a, allowed: d.allowed });
+    },
+  });
+  const dir = mkdtempSync(join(tmpdir(), "bulwark-chart-"));
+  adminKubeconfig = cluster.writeKubeconfig(join(dir, "admin.kubeconfig"));
+  admin = new KubeClient(loadKubeConfig({ kubeconfigPath: adminKubeconfig }));
+  const text = template();
+  writeFileSync(join(dir, "bulwark.yaml"), text);
+  rendered = parseAllDocuments(text)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null);
+  expect((await kubectl(["apply", "-f", `${CHART_DIR}/crds`])).status).toBe(0);
+  expect((await kubectl(["create", "namespace", NAMESPACE])).status).toBe(0);
+});
+
+afterAll(async () => {
+  await operator?.stop().catch(() => undefined);
+  await cluster?.stop();
+});
+
+describe("the rendered chart on the dev cluster", () => {
+  it("passes kubectl apply --dry-run=server, then applies for real", async () => {
+    const file = join(adminKubeconfig, "..", "bulwark.yaml");
+    const dry = await kubectl(["apply", "--dry-run=server", "-f", file]);
+    expect(dry.status, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/deployment.apps\/bulwark created \(server dry run\)/);
+    const real = await kubectl(["apply", "-f", file]);
+    expect(real.status, real.stderr).toBe(0);
+    for (const kind of ["deployment", "poddisruptionbudget", "service", "serviceaccount", "role", "rolebinding"])
+      expect((await kubectl(["get", kind, "-n", NAMESPACE, "-o", "name"])).stdout).toContain("bulwark");
+    for (const kind of ["clusterrole", "clusterrolebinding", "mutatingwebhookconfiguration", "validatingwebhookconfiguration"])
+      expect((await kubectl(["get", kind, "-o", "name"])).stdout).toContain("bulwark");
+  });
+
+  it("helm install against the cluster rejects a bad value through the schema", async () => {
+    const r = await runAsync(HELM, ["install", "x", CHART_DIR, "--kubeconfig", adminKubeconfig, "-n", NAMESPACE, "--set", "replicaCount=0"]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/replicaCount: Must be greater than or equal to 1/);
+  });
+});
+
+describe("the operator under exactly the chart's ServiceAccount", () => {
+  let webhookPort = 0;
+
+  it("starts, owns its TLS, leads, and reconciles a policy to Accepted", async () => {
+    const tr = (await admin.request({
+      method: "POST",
+      path: `/api/v1/namespaces/${NAMESPACE}/serviceaccounts/${RELEASE}/token`,
+      body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
+    })) as { status: { token: string } };
+    const saConfig = join(adminKubeconfig, "..", "sa.kubeconfig");
+    writeFileSync(saConfig, cluster.kubeconfigFor(tr.status.token));
+
+    // The dev cluster runs no kube-proxy: point the chart's Service at the in-process webhook server.
+    webhookPort = await freePort();
+    await admin.create(
+      { version: "v1", plural: "endpoints", namespace: NAMESPACE },
+      {
+        apiVersion: "v1",
+        kind: "Endpoints",
+        metadata: { name: RELEASE, namespace: NAMESPACE },
+        subsets: [{ addresses: [{ ip: "127.0.0.1" }], ports: [{ name: "webhook", port: webhookPort }] }],
+      } as KubeObject,
+    );
+    const cm = rendered.find((o) => o.kind === "ConfigMap" && o.metadata?.name === `${RELEASE}-injector`);
+    const injector = parseInjectorConfig(JSON.parse(cm?.data?.["config.json"] ?? "{}"));
+
+    operator = await startOperator({
+      kubeConfig: loadKubeConfig({ kubeconfigPath: saConfig }),
+      identity: "bulwark-0",
+      leaseNamespace: NAMESPACE,
+      leaseName: RELEASE, // --lease-name in the chart's Deployment
+      leaseDurationMs: 3000,
+      renewDeadlineMs: 2000,
+      retryPeriodMs: 200,
+      withdrawalTimeoutMs: 2000,
+      webhook: {
+        port: webhookPort,
+        host: "127.0.0.1",
+        certificate: {
+          kind: "self-managed",
+          namespace: NAMESPACE,
+          secretName: `${RELEASE}-webhook-tls`,
+          service: RELEASE,
+          mutatingWebhook: `${RELEASE}-sidecar-injector`,
+          validatingWebhook: `${RELEASE}-policy-validator`,
+        },
+        injector,
+        recheckMs: 3_600_000,
+      },
+      distributor: async (ctx) => {
+        const server = await startDistributionServer({
+          port: 0,
+          host: "127.0.0.1",
+          ...(ctx.servingTls ? { tls: { cert: Buffer.from(ctx.servingTls.certPem), key: Buffer.from(ctx.servingTls.keyPem) } } : {}),
+          authenticator: new TokenReviewAuthenticator(ctx.kubeClient),
+        });
+        return {
+          setDesired: (pod, config) => server.setDesired(pod, config),
+          propagation: (pod) => server.propagation(pod),
+          onChange: (listener) => server.onChange(listener),
+          forget: (pod) => server.forget(pod),
+          stop: () => server.close(),
+        };
+      },
+    });
+    await operator.synced;
+    await until("leadership", () => operator?.isLeader());
+
+    // TLS: the Secret exists, both webhook configurations carry its CA.
+    const secret = (await admin.get({ version: "v1", plural: "secrets", namespace: NAMESPACE, name: `${RELEASE}-webhook-tls` })) as Obj;
+    const caPem = Buffer.from(secret.data?.["ca.crt"] ?? "", "base64").toString();
+    expect(new X509Certificate(caPem).ca).toBe(true);
+    for (const kind of ["mutating", "validating"]) {
+      const cfg = (await admin.get({
+        group: "admissionregistration.k8s.io",
+        version: "v1",
+        plural: `${kind}webhookconfigurations`,
+        name: `${RELEASE}-${kind === "mutating" ? "sidecar-injector" : "policy-validator"}`,
+      })) as { webhooks: { clientConfig: { caBundle?: string } }[] };
+      for (const w of cfg.webhooks) expect(Buffer.from(w.clientConfig.caBundle ?? "", "base64").toString()).toBe(caPem);
+    }
+
+    // An opted-in namespace; a pod created there comes back injected (through the dev cluster's webhook call).
+    await admin.create({ version: "v1", plural: "namespaces" }, {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: "shop", labels: { "bulwark.dev/inject": "enabled" } },
+    } as KubeObject);
+    await admin.create({ version: "v1", plural: "serviceaccounts", namespace: "shop" }, {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: "default", namespace: "shop" },
+    } as KubeObject);
+    const pod = (await admin.create({ ...PODS, namespace: "shop" }, {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "web-1", namespace: "shop", labels: { app: "web" } },
+      spec: { containers: [{ name: "app", image: "shop/web:1", ports: [{ containerPort: 8080 }] }] },
+    } as KubeObject)) as KubeObject & {
+      spec: { initContainers?: Record<string, unknown>[]; containers: { env?: { name: string; value?: string }[] }[]; volumes?: Record<string, unknown>[] };
+    };
+    const agent = pod.spec.initContainers?.[0];
+    expect(agent).toMatchObject({ name: "bulwark-agent", restartPolicy: "Always", image: injector.image, args: ["agent"] });
+    expect(agent?.resources).toEqual(injector.resources);
+    expect(agent?.securityContext).toEqual(injector.securityContext);
+    expect(pod.spec.containers[0]?.env).toContainEqual({ name: "HTTP_PROXY", value: "http://127.0.0.1:15001" });
+    expect(pod.spec.volumes).toContainEqual({
+      name: "bulwark-token",
+      projected: { sources: [{ serviceAccountToken: { audience: "bulwark", expirationSeconds: 3600, path: "token" } }] },
+    });
+    expect(pod.metadata?.annotations?.["bulwark.dev/operator-ca"]).toBe(caPem);
+    expect(pod.metadata?.labels?.["bulwark.dev/injected"]).toBe("true");
+    // Opted out by annotation: untouched.
+    const optOut = (await admin.create({ ...PODS, namespace: "shop" }, {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "batch-1", namespace: "shop", annotations: { "bulwark.dev/inject": "false" } },
+      spec: { containers: [{ name: "job", image: "shop/batch:1" }] },
+    } as KubeObject)) as KubeObject & { spec: { initContainers?: unknown[] } };
+    expect(optOut.spec.initContainers).toBeUndefined();
+
+    // A policy reconciled to Accepted by the SA-identified operator.
+    await admin.create({ ...POLICIES, namespace: "shop" }, {
+      apiVersion: "resilience.bulwark.dev/v1alpha1",
+      kind: "ResiliencePolicy",
+      metadata: { name: "web", namespace: "shop" },
+      spec: { selector: { matchLabels: { app: "web" } }, upstreams: [{ name: "payments", host: "payments.shop.svc.cluster.local", port: 8080, timeout: "2s" }] },
+    } as KubeObject);
+    await until("Accepted=True", async () => {
+      const p = (await admin.get({ ...POLICIES, namespace: "shop", name: "web" })) as { status?: { conditions?: { type: string; status: string }[] } };
+      return p.status?.conditions?.some((c) => c.type === "Accepted" && c.status === "True") || undefined;
+    });
+
+    // The agent path: a pod-bound token for the audience bulwark, reviewed with the operator's identity.
+    const agentToken = (await admin.request({
+      method: "POST",
+      path: `/api/v1/namespaces/shop/serviceaccounts/default/token`,
+      body: { spec: { audiences: ["bulwark"], boundObjectRef: { kind: "Pod", apiVersion: "v1", name: "web-1", uid: pod.metadata?.uid } } },
+    })) as { status: { token: string } };
+    const who = await new TokenReviewAuthenticator(operator.kubeClient).authenticate(agentToken.status.token);
+    expect(who).toMatchObject({ ok: true });
+
+    // Rotation: a certificate due for renewal is reissued into the same Secret under the same CA.
+    const before = operator.webhooks?.tls().certPem;
+    await rotateNow(operator);
+    expect(operator.webhooks?.tls().certPem).not.toBe(before);
+    expect(operator.webhooks?.tls().caPem).toBe(caPem);
+
+    // The Lease is renewed (update) at least once.
+    await until("a lease renewal", () => used.some((u) => u.a.resource === "leases" && u.a.verb === "update") || undefined);
+  });
+
+  it("the validating webhook answers with validatePolicy's messages, over the TLS the API server uses", async () => {
+    // The CRD's own schema already refuses what validatePolicy refuses (the API server validates it before
+    // the validating webhooks), so the review is sent as the API server sends it: HTTPS to the Service's
+    // endpoint, server name <svc>.<ns>.svc, trusting the caBundle the operator wrote.
+    const cfg = (await admin.get({
+      group: "admissionregistration.k8s.io",
+      version: "v1",
+      plural: "validatingwebhookconfigurations",
+      name: `${RELEASE}-policy-validator`,
+    })) as { webhooks: { clientConfig: { caBundle: string; service: { path: string } } }[] };
+    const wh = cfg.webhooks[0];
+    const bad = {
+      apiVersion: "resilience.bulwark.dev/v1alpha1",
+      kind: "ResiliencePolicy",
+      metadata: { name: "bad", namespace: "shop" },
+      spec: {
+        selector: { matchLabels: { app: "web" } },
+        upstreams: [{ name: "p", host: "p.shop", port: 80, timeout: "1s", retry: { maxAttempts: 3, perTryTimeout: "5s" } }],
+      },
+    };
+    const body = JSON.stringify({
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      request: { uid: "u-1", kind: { group: "resilience.bulwark.dev", version: "v1alpha1", kind: "ResiliencePolicy" }, namespace: "shop", name: "bad", operation: "CREATE", object: bad },
+    });
+    const answer = await new Promise<{ response: { uid: string; allowed: boolean; status?: { message: string } } }>((resolve, reject) => {
+      const req = httpsRequest(
+        {
+          host: "127.0.0.1",
+          port: webhookPort,
+          path: wh?.clientConfig.service.path,
+          method: "POST",
+          servername: `${RELEASE}.${NAMESPACE}.svc`,
+          ca: Buffer.from(wh?.clientConfig.caBundle ?? "", "base64").toString(),
+          headers: { "content-type": "application/json" },
+        },
+        (res) => {
+          let text = "";
+          res.on("data", (d: Buffer) => (text += d.toString()));
+          res.on("end", () => resolve(JSON.parse(text) as never));
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+    const cli = validatePolicy(bad);
+    expect(cli.ok).toBe(false);
+    expect(answer.response).toMatchObject({ uid: "u-1", allowed: false });
+    expect(answer.response.status?.message).toBe(
+      `ResiliencePolicy shop/bad is invalid: ${cli.ok ? "" : cli.problems.map(formatProblem).join("; ")}`,
+    );
+  });
+
+  it("no call was denied, and the chart grants exactly the (verb, resource) pairs the run used", async () => {
+    await operator?.stop();
+    operator = undefined;
+    const denied = used.filter((u) => !u.allowed).map((u) => key(u.a));
+    expect(denied).toEqual([]);
+    const granted = new Set<string>();
+    for (const role of rendered.filter((o) => o.kind === "ClusterRole" || o.kind === "Role")) {
+      const scope = role.kind === "Role" ? `ns/${role.metadata?.namespace ?? ""}` : "any";
+      for (const rule of role.rules ?? [])
+        for (const g of rule.apiGroups)
+          for (const r of rule.resources)
+            for (const v of rule.verbs) {
+              const k = `${scope} ${v} ${g}/${r}${rule.resourceNames ? `[${rule.resourceNames.join(",")}]` : ""}`;
+              expect(granted.has(k), `rule ${k} appears twice`).toBe(false);
+              granted.add(k);
+            }
+    }
+    // Each call is covered by exactly one grant, so dropping that grant denies the call.
+    for (const u of used) expect(coveringGrants(u.a, granted), key(u.a)).toHaveLength(1);
+    const usedKeys = new Set(used.map((u) => grantOf(u.a, granted)));
+    if (process.env.SHOW_RBAC) console.log([...usedKeys].sort().join("\n"));
+    expect([...usedKeys].sort()).toEqual([...granted].sort());
+  });
+});
+
+function key(a: ResourceAttributes): string {
+  return `${a.verb} ${a.group}/${a.resource}${a.subresource ? `/${a.subresource}` : ""}${a.name ? ` ${a.name}` : ""}${a.namespace ? ` in ${a.namespace}` : ""}`;
+}
+
+/** The chart grants that cover a call. */
+function coveringGrants(a: ResourceAttributes, granted: Set<string>): string[] {
+  return candidatesOf(a).filter((c) => granted.has(c));
+}
+
+/** The chart grant a used call maps to. */
+function grantOf(a: ResourceAttributes, granted: Set<string>): string {
+  return coveringGrants(a, granted)[0] ?? `UNGRANTED ${key(a)}`;
+}
+
+function candidatesOf(a: ResourceAttributes): string[] {
+  const res = `${a.group}/${a.resource}${a.subresource ? `/${a.subresource}` : ""}`;
+  const candidates = [
+    ...(a.namespace ? [`ns/${a.namespace} ${a.verb} ${res}${a.name ? `[${a.name}]` : ""}`, `ns/${a.namespace} ${a.verb} ${res}`] : []),
+    `any ${a.verb} ${res}${a.name ? `[${a.name}]` : ""}`,
+    `any ${a.verb} ${res}`,
+  ];
+  return [...new Set(candidates)];
+}
+
+/** Forces the serving certificate's renewal (as if it were within renewBefore of expiry). */
+async function rotateNow(op: RunningOperator): Promise<void> {
+  const { ensureSelfManagedTls } = await import("../../operator/webhook/tls.js");
+  const next = await ensureSelfManagedTls({
+    client: op.kubeClient,
+    namespace: NAMESPACE,
+    secretName: `${RELEASE}-webhook-tls`,
+    service: RELEASE,
+    renewBeforeDays: 400, // longer than the certificate's life: due now
+  });
+  expect(next.certPem).not.toBe(op.webhooks?.tls().certPem);
+  await op.webhooks?.recheck(); // picks the new Secret content up and serves it
+}

@@ -385,7 +385,14 @@ async function measure(n: number): Promise<SizeResult> {
     }
     const lastSet = performance.now() - start;
     trace(`change ${c}: edits set`);
+    const timeout = setTimeout(() => {
+      console.error(
+        `change ${c}: ${remaining}/${n} agents never ACKed; stats ${JSON.stringify(server.stats())}`,
+      );
+      process.exit(1);
+    }, 120_000);
     await allAcked;
+    clearTimeout(timeout);
     trace(`change ${c}: all acked`);
     const cpu = process.cpuUsage(cpu0);
     off();

@@ -315,11 +315,16 @@ export class OperatorConfigSource implements ConfigSource {
   private startWatchdog(): void {
     this.stopWatchdog();
     const tick = Math.max(10, Math.min(this.interval, this.deadAfter / 3));
+    let lastTick = Date.now();
     this.watchdog = setInterval(() => {
       const s = this.stream;
+      const now = Date.now();
+      // A late tick means our own event loop was blocked: the operator's messages may be queued, unread.
+      const late = now - lastTick > 2 * tick;
+      lastTick = now;
       if (!s) return;
-      const silent = Date.now() - this.lastHeard;
-      if (silent > this.deadAfter) {
+      const silent = now - this.lastHeard;
+      if (silent > this.deadAfter && !late) {
         this.log("operator-silent", { silentMs: silent });
         // destroy: a dead peer will not take a graceful close; onClose schedules the reconnect.
         s.socket.destroy();

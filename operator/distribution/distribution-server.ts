@@ -224,6 +224,7 @@ class Server implements DistributionServer {
   private agents = 0;
   private bytesClosed = 0;
   private sweepTimer: TimerHandle | undefined;
+  private lastSweepAt = 0;
   private closing = false;
   private port_ = 0;
 
@@ -729,11 +730,10 @@ class Server implements DistributionServer {
     conn.outstanding = { nonce, version: d.version, sentAt: this.clock.now() };
     // One buffer, one write: copying a few KB is cheaper than a writev of three chunks; the body itself is
     // serialised once per version whatever the number of pushes.
-    if (
-      !conn.stream.sendRaw(Buffer.concat([header, d.body, TAIL], header.length + d.body.length + TAIL.length))
-    ) {
-      // Overflow: onStreamClosed → closeConn already settled it.
-      return;
+    const size = header.length + d.body.length + TAIL.length;
+    // On overflow sendRaw returns false and onStreamClosed → closeConn has already settled the push.
+    if (conn.stream.sendRaw(Buffer.concat([header, d.body, TAIL], size))) {
+      this.metrics.distributionSentBytes.inc(size);
     }
   }
 
@@ -761,16 +761,22 @@ class Server implements DistributionServer {
 
   private sweep(): void {
     const now = this.clock.now();
+    // If this sweep runs late, our own event loop was blocked (a mass push, a GC pause): every peer looks
+    // silent because its messages are still queued, unread. Ping, but drop nobody until I/O has been read.
+    const gap = now - this.lastSweepAt;
+    const late = this.lastSweepAt !== 0 && gap > 2 * this.o.keepaliveIntervalMs;
+    this.lastSweepAt = now;
+    if (late) this.log("keepalive-sweep-late", { gapMs: Math.round(gap) });
     for (const c of [...this.conns]) {
       if (c.state === "hello") {
-        if (now - c.openedAt > this.o.helloTimeoutMs) {
+        if (now - c.openedAt > this.o.helloTimeoutMs && !late) {
           this.send(c, { type: "error", code: "hello-timeout", message: "no hello in time" });
           this.closeConn(c, "hello_timeout");
         }
         continue;
       }
       const silent = now - c.lastHeard;
-      if (silent > this.o.deadAfterMs) {
+      if (silent > this.o.deadAfterMs && !late) {
         this.log("agent-dropped", { pod: c.pod, reason: "keepalive", silentMs: Math.round(silent) });
         this.send(c, {
           type: "error",
@@ -782,7 +788,7 @@ class Server implements DistributionServer {
       }
       if (silent >= this.o.keepaliveIntervalMs) this.send(c, { type: "ping", id: ++c.pingSeq });
       const out = c.outstanding;
-      if (out && now - out.sentAt > this.o.ackTimeoutMs) {
+      if (out && now - out.sentAt > this.o.ackTimeoutMs && !late) {
         this.metrics.distributionPushes.inc({ result: "timeout" });
         c.noRepush.add(out.version);
         this.log("push-timeout", { pod: c.pod, version: out.version });
@@ -794,7 +800,8 @@ class Server implements DistributionServer {
   // ---- helpers ----
 
   private send(conn: Conn, msg: OperatorMessage): void {
-    conn.stream.send(msg);
+    const before = conn.stream.bytesSent;
+    if (conn.stream.send(msg)) this.metrics.distributionSentBytes.inc(conn.stream.bytesSent - before);
   }
 
   private entry(key: string): PodEntry {

@@ -147,6 +147,27 @@ describe("keepalive", () => {
     expect(a.source.connects).toBe(1);
   });
 
+  it("after its own event loop stalled, the server pings before it drops anyone", async () => {
+    const manual = new ManualClock();
+    let stall = 0;
+    const clock = {
+      now: () => manual.now() + stall,
+      setTimeout: (fn: () => void, ms: number) => manual.setTimeout(fn, ms),
+      clearTimeout: (h: object) => manual.clearTimeout(h),
+    };
+    const s = await server({ clock, keepaliveIntervalMs: 100, deadAfterMs: 300 });
+    const a = agent(s, "shop/stall");
+    await until(() => a.source.state === "connected");
+    await manual.advance(100);
+    stall = 5000; // 5 s pass without the sweep running, as in a long synchronous mass push
+    await manual.advance(100); // late sweep: everyone looks silent, but nobody is dropped; pings go out
+    expect(s.propagation("shop/stall").connected).toBe(true);
+    await sleep(100); // the pong comes back
+    await manual.advance(100);
+    expect(s.propagation("shop/stall").connected).toBe(true);
+    expect(a.source.connects).toBe(1);
+  });
+
   it("the agent notices a silent operator and reconnects", async () => {
     // A fake operator: welcomes (keepalive 50 ms, dead after 200 ms), then never says anything again.
     const sockets: Duplex[] = [];

@@ -77,6 +77,7 @@ describe("distribution server", () => {
     expect(changes.filter((c) => c === "shop/a").length).toBeGreaterThanOrEqual(2); // connect, ack
     expect(await counter(s, "bulwark_distribution_pushes_total", { result: "ack" })).toBe(1);
     expect(await counter(s, "bulwark_agents_connected")).toBe(1);
+    expect(await counter(s, "bulwark_distribution_sent_bytes_total")).toBe(s.stats().bytesSent);
   });
 
   it("an invalid config is NACKed with the reason; the agent keeps its previous config", async () => {

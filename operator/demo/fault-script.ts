@@ -48,10 +48,10 @@ export const STEPS: readonly FaultStep[] = [
   {
     id: "pod-unhealthy",
     title: "payments-1 turns unhealthy (readiness fails)",
-    watch: "payments-1 leaves the rotation; its quota moves to payments-0",
+    watch: "payments-1 leaves the service rotation, its agent reports the app unhealthy",
     ms: 10_000,
     pending:
-      "health-weighted allocation from the agents' reports is issue 7 (not built): quotas move by the even split over Ready pods",
+      "quotas moving to the healthy pods needs the allocator (issue 7, not built yet): until then they stay split evenly",
   },
   { id: "pod-recovered", title: "payments-1 healthy again", watch: "quotas split evenly again", ms: 6000 },
 ];

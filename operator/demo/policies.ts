@@ -76,7 +76,7 @@ export function demoPolicies(layout: Layout): PolicyObject[] {
           priorityHeader: "x-bulwark-priority",
           tiers: [...TIERS],
           defaultTier: "default",
-          adaptive: { algorithm: "gradient2", minLimit: 4, maxLimit: 16 },
+          adaptive: { algorithm: "gradient2", minLimit: 12, maxLimit: 24 },
         },
       },
     }),

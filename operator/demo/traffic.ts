@@ -8,7 +8,7 @@ export type Outcome = "ok" | "fallback" | "shed" | "error";
 export type TierCounts = Record<Outcome, number>;
 export type Counts = Record<Tier, TierCounts>;
 
-export const DEFAULT_MIX: Readonly<Record<Tier, number>> = { critical: 0.2, default: 0.4, sheddable: 0.4 };
+export const DEFAULT_MIX: Readonly<Record<Tier, number>> = { critical: 0.15, default: 0.35, sheddable: 0.5 };
 
 const zero = (): Counts =>
   Object.fromEntries(TIERS.map((t) => [t, { ok: 0, fallback: 0, shed: 0, error: 0 }])) as Counts;

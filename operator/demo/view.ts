@@ -38,15 +38,15 @@ export function renderScreen(s: Snapshot): string {
     );
   if (s.policies.length === 0) out.push("  (none yet)");
   out.push("");
-  out.push(
-    "PODS          AGENT  BREAKER payments  BREAKER inventory  INBOUND LIMIT  INFLIGHT  SHED  APP HEALTH",
-  );
+  out.push("PODS          AGENT  BREAKERS (upstream state)   INBOUND LIMIT  INFLIGHT  SHED  APP HEALTH");
   for (const p of s.pods) {
-    const b = (u: string) => (p.breakers[u] ? (STATE[p.breakers[u]] ?? p.breakers[u]) : "-");
+    const breakers = Object.entries(p.breakers)
+      .map(([u, st]) => `${u} ${STATE[st] ?? st}`)
+      .join(", ");
     out.push(
-      `  ${p.name.padEnd(12)}${(p.up ? "up" : "down").padEnd(7)}${b("payments").padEnd(17)}${b("inventory").padEnd(19)}` +
+      `  ${p.name.padEnd(12)}${(p.up ? "up" : "down").padEnd(7)}${(breakers || "-").padEnd(28)}` +
         `${String(p.inbound.limit ?? "-").padEnd(15)}${String(p.inbound.inflight ?? "-").padEnd(10)}` +
-        `${String(p.inbound.shedTotal ?? "-").padEnd(6)}${p.appHealth ?? "-"}`,
+        `${String(p.inbound.shedTotal ?? "-").padEnd(6)}${p.appHealth === "unknown" ? "-" : (p.appHealth ?? "-")}`,
     );
   }
   out.push("");
@@ -73,7 +73,9 @@ export function renderScreen(s: Snapshot): string {
       "   shedding level: " +
       (s.policies.map((p) => p.sheddingLevel).find((l) => l !== undefined) ?? 0),
   );
-  out.push("  (health-weighted quota allocation: pending, issue 7 — quotas split evenly over Ready pods)");
+  out.push(
+    "  (quotas follow pod health once the allocator lands: pending, issue 7; until then an even split)",
+  );
   for (const e of s.errors) out.push(`! ${e}`);
   out.push("", "Ctrl-C stops everything.");
   return out.join("\n");

@@ -1,7 +1,10 @@
 // The dashboard and the rules name only metrics the code registers, with labels those metrics have; the
 // dashboard has the shape the sidecar can load (a datasource variable, no import inputs).
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { alertRules } from "../../operator/observability/alerts.js";
+import { alertRules, RUNBOOK_BASE, runbookUrl } from "../../operator/observability/alerts.js";
 import {
   buildDashboard,
   DATASOURCE,
@@ -133,6 +136,26 @@ describe("alert rules", () => {
       for (const m of `${a.summary} ${a.description}`.matchAll(/\$labels\.(\w+)/g)) {
         expect(grouping.has(m[1] ?? ""), `${a.alert}: $labels.${m[1]}`).toBe(true);
       }
+    }
+  });
+
+  it("each has a runbook section in docs/operations.md that runbook_url points at", () => {
+    const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+    const doc = readFileSync(join(root, "docs/operations.md"), "utf8");
+    // GitHub's anchor of a heading: lower-cased, spaces to dashes, punctuation dropped.
+    const anchors = new Set(
+      [...doc.matchAll(/^#{2,4} (.+)$/gm)].map((m) =>
+        (m[1] ?? "")
+          .trim()
+          .toLowerCase()
+          .replaceAll(/[^a-z0-9 -]/g, "")
+          .replaceAll(" ", "-"),
+      ),
+    );
+    expect(RUNBOOK_BASE.endsWith("/docs/operations.md")).toBe(true);
+    for (const a of alertRules()) {
+      const anchor = runbookUrl(a.alert).split("#")[1] ?? "";
+      expect(anchors.has(anchor), `${a.alert}: #${anchor}`).toBe(true);
     }
   });
 });

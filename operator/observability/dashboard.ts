@@ -545,6 +545,18 @@ export function buildDashboard(): dashboard.Dashboard {
     .refresh("30s")
     .time({ from: "now-1h", to: "now" })
     .timezone("browser")
+    // Grafana's built-in "Annotations & Alerts" query, as every exported dashboard has; older Grafana
+    // versions expect `annotations.list` to exist.
+    .annotation(
+      new dashboard.AnnotationQueryBuilder()
+        .name("Annotations & Alerts")
+        .datasource({ type: "grafana", uid: "-- Grafana --" })
+        .enable(true)
+        .hide(true)
+        .iconColor("rgba(0, 211, 255, 1)")
+        .builtIn(1)
+        .type("dashboard"),
+    )
     .withVariable(
       new dashboard.DatasourceVariableBuilder("datasource")
         .label("Data source")

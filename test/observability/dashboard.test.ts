@@ -100,6 +100,7 @@ describe("dashboard", () => {
     const rows = (d.panels ?? []).filter((p) => p.type === "row").map((p) => p.title);
     expect(rows).toEqual(["Overview", "Circuit breakers", "Traffic", "Protection", "Control plane"]);
     expect(d.uid).toBe("bulwark-overview");
+    expect(d.annotations?.list?.map((a) => a.name)).toEqual(["Annotations & Alerts"]);
     const timeline = (d.panels ?? []).find((p) => p.type === "state-timeline") as
       | { fieldConfig?: { defaults?: { mappings?: { options?: Record<string, { text: string }> }[] } } }
       | undefined;

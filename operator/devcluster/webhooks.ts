@@ -10,7 +10,7 @@ import { jsonPatch } from "./patch.js";
 import { matchLabelSelectorObject } from "./selectors.js";
 import { ApiError } from "./status.js";
 import type { Store } from "./store.js";
-import { isObj, meta, str, type Obj } from "./util.js";
+import { isObj, jsonEqual, meta, str, type Obj } from "./util.js";
 
 const MUTATING = "admissionregistration.k8s.io/mutatingwebhookconfigurations";
 const VALIDATING = "admissionregistration.k8s.io/validatingwebhookconfigurations";
@@ -88,10 +88,20 @@ export class Webhooks implements Admission {
       const path = str(cc.service.path) ?? "/";
       const ep = this.store.get("/endpoints", ns, name);
       const subsets = ep && Array.isArray(ep.subsets) ? ep.subsets.filter(isObj) : [];
+      // the Service port maps to an endpoint port by name, else by a numeric targetPort, else by number
+      const svc = this.store.get("/services", ns, name);
+      const svcPorts =
+        svc && isObj(svc.spec) && Array.isArray(svc.spec.ports) ? svc.spec.ports.filter(isObj) : [];
+      const sp = svcPorts.find((x) => Number(x.port) === port);
       for (const s of subsets) {
         const addr = (Array.isArray(s.addresses) ? s.addresses.filter(isObj) : [])[0];
         const ports = Array.isArray(s.ports) ? s.ports.filter(isObj) : [];
-        const p = ports.length === 1 ? ports[0] : ports.find((x) => Number(x.port) === port);
+        const p =
+          (sp && typeof sp.name === "string" ? ports.find((x) => x.name === sp.name) : undefined) ??
+          (sp && typeof sp.targetPort === "number"
+            ? ports.find((x) => Number(x.port) === sp.targetPort)
+            : undefined) ??
+          (ports.length === 1 ? ports[0] : ports.find((x) => Number(x.port) === port));
         if (addr && typeof addr.ip === "string") {
           return {
             url: `https://${addr.ip}:${Number(p?.port ?? port)}${path}`,
@@ -209,23 +219,38 @@ export class Webhooks implements Admission {
   async mutate(info: RequestInfo, op: Operation, obj: Obj, old: Obj | undefined): Promise<Obj> {
     if (this.skip(info)) return obj;
     let current = obj;
+    // (webhook, the change count when it was called) — for reinvocationPolicy: IfNeeded
+    const called: { wh: Obj; changesSeen: number }[] = [];
+    let changes = 0;
+    const run = async (wh: Obj) => {
+      const response = await this.invoke(wh, this.review(info, op, current, old), info);
+      if (response && typeof response.patch === "string" && response.patch !== "") {
+        const ops = JSON.parse(Buffer.from(response.patch, "base64").toString("utf8")) as unknown;
+        let next: Obj;
+        try {
+          next = jsonPatch(current, ops) as Obj;
+        } catch (err) {
+          throw new ApiError(
+            500,
+            "InternalError",
+            `Internal error occurred: JSON patch from webhook "${String(wh.name)}" failed: ${(err as Error).message}`,
+          );
+        }
+        if (!jsonEqual(next, current)) changes++;
+        current = next;
+      }
+    };
     for (const cfg of this.configs(MUTATING)) {
       for (const wh of Array.isArray(cfg.webhooks) ? cfg.webhooks.filter(isObj) : []) {
         if (!this.rulesMatch(wh, info, op) || !this.selectorsMatch(wh, info, current, old)) continue;
-        const response = await this.invoke(wh, this.review(info, op, current, old), info);
-        if (response && typeof response.patch === "string" && response.patch !== "") {
-          const ops = JSON.parse(Buffer.from(response.patch, "base64").toString("utf8")) as unknown;
-          try {
-            current = jsonPatch(current, ops) as Obj;
-          } catch (err) {
-            throw new ApiError(
-              500,
-              "InternalError",
-              `Internal error occurred: JSON patch from webhook "${String(wh.name)}" failed: ${(err as Error).message}`,
-            );
-          }
-        }
+        await run(wh);
+        called.push({ wh, changesSeen: changes });
       }
+    }
+    // https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/#reinvocation-policy:
+    // a webhook asking for it is called once more when a later webhook changed the object after it ran.
+    for (const c of called) {
+      if (c.wh.reinvocationPolicy === "IfNeeded" && changes > c.changesSeen) await run(c.wh);
     }
     return current;
   }

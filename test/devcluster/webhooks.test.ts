@@ -21,7 +21,7 @@ beforeAll(async () => {
     req.on("data", (d: Buffer) => (body += d.toString()));
     req.on("end", () => {
       const review = JSON.parse(body) as AnyObj;
-      reviews.push(review);
+      reviews.push({ ...review, url: req.url });
       const request = review.request as AnyObj;
       const response: AnyObj = { uid: request.uid, allowed: true };
       const reply = () => {
@@ -38,6 +38,12 @@ beforeAll(async () => {
         ops.push({ op: "add", path: "/metadata/labels/injected", value: "yes" });
         response.patchType = "JSONPatch";
         response.patch = Buffer.from(JSON.stringify(ops)).toString("base64");
+      }
+      if (req.url === "/late" && request.object?.metadata?.labels?.late === undefined) {
+        response.patchType = "JSONPatch";
+        response.patch = Buffer.from(
+          JSON.stringify([{ op: "add", path: "/metadata/labels/late", value: "yes" }]),
+        ).toString("base64");
       }
       if (req.url === "/validate" && request.object?.data?.forbidden !== undefined) {
         response.allowed = false;
@@ -79,6 +85,23 @@ beforeAll(async () => {
           sideEffects: "None",
           admissionReviewVersions: ["v1"],
           failurePolicy: "Fail",
+          reinvocationPolicy: "IfNeeded",
+        },
+      ],
+    },
+  });
+  expect(r.status).toBe(201);
+  r = await h.request("POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", {
+    body: {
+      metadata: { name: "z-late" },
+      webhooks: [
+        {
+          name: "late.bulwark.dev",
+          clientConfig: { url: `https://127.0.0.1:${hookPort}/late`, caBundle },
+          rules: rules(["pods"]),
+          namespaceSelector: { matchLabels: { inject: "on" } },
+          sideEffects: "None",
+          admissionReviewVersions: ["v1"],
         },
       ],
     },
@@ -139,7 +162,9 @@ describe("admission webhooks", () => {
   it("a mutating webhook patches pods in selected namespaces, through a Service's Endpoints", async () => {
     const r = await pod("hooked", "p1", { app: "x" });
     expect(r.status).toBe(201);
-    expect((r.json.metadata as AnyObj).labels).toEqual({ app: "x", injected: "yes" });
+    expect((r.json.metadata as AnyObj).labels).toEqual({ app: "x", injected: "yes", late: "yes" });
+    // reinvocationPolicy IfNeeded: called again because a later webhook changed the pod
+    expect(reviews.filter((x) => x.url === "/mutate" && x.request.name === "p1")).toHaveLength(2);
     const review = reviews.find((x) => x.request.name === "p1");
     expect(review?.request).toMatchObject({
       operation: "CREATE",
@@ -152,6 +177,7 @@ describe("admission webhooks", () => {
     expect(((await pod("default", "p2")).json.metadata as AnyObj).labels).toBeUndefined();
     expect(((await pod("hooked", "p3", { skip: "1" })).json.metadata as AnyObj).labels).toEqual({
       skip: "1",
+      late: "yes",
     });
   });
 

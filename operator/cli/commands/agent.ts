@@ -30,7 +30,13 @@ export const command: Command = {
       await agent.stop(0).catch(() => undefined);
       throw new CommandError(`cannot start: ${(err as Error).message}`, 1, { cause: err });
     }
+    // SIGHUP re-reads a config file now (and no longer ends the process, Node's default for it).
+    const onHup = () => {
+      if (source instanceof FileConfigSource) void source.reload();
+    };
+    process.on("SIGHUP", onHup);
     const signal = await untilSignal();
+    process.off("SIGHUP", onHup);
     await agent.stop(5000, { signal });
     return 0;
   },

@@ -354,6 +354,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
         leading = false;
         metrics.leader.set(0);
         if (reason !== "stopped") {
+          fatal = `lost leadership (${reason})`;
           logger.error("lost leadership; exiting", { identity, reason });
           void controller?.stop();
           resolveDone({ reason: "lost-leadership", detail: reason });

@@ -118,6 +118,9 @@ export class CompiledState {
     if (!obj || isBeingDeleted(obj.metadata)) {
       this.invalid.delete(key);
       this.withdraw(key);
+      // Gone from the cache: the finalizer is off (or was never ours); nobody waits on the pods any more.
+      // (Also what keeps a standby replica, which never finalizes, from accumulating withdrawals.)
+      if (!obj) this.forgetWithdrawal(key);
       return;
     }
     const uid = obj.metadata?.uid ?? "";

@@ -101,3 +101,16 @@ describe("CompiledState", () => {
     expect(t.dist.desired.get("shop/web-1")?.upstreams).toHaveLength(1);
   });
 });
+
+describe("CompiledState on a standby", () => {
+  it("forgets a withdrawal once the object leaves the cache", () => {
+    const t = setup();
+    t.state.markSynced();
+    t.state.syncPolicy("shop/a", policy("a", spec(8080)));
+    t.state.syncPolicy("shop/a", policy("a", spec(8080), { deleting: true }));
+    expect(t.state.withdrawal("shop/a")).toBeDefined();
+    t.state.syncPolicy("shop/a", undefined);
+    expect(t.state.withdrawal("shop/a")).toBeUndefined();
+    expect(t.state.policiesForPod("shop/web-1")).toEqual([]);
+  });
+});

@@ -3,6 +3,7 @@
 // failurePolicy (https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/).
 // A `service` clientConfig resolves through that Service's Endpoints (the dev cluster runs no kube-proxy),
 // so a test can point a Service at a webhook server on 127.0.0.1.
+import { evaluate } from "@marcbachmann/cel-js";
 import { randomUUID } from "node:crypto";
 import { request as httpsRequest } from "node:https";
 import type { Admission, Operation, RequestInfo } from "./api.js";
@@ -74,6 +75,36 @@ export class Webhooks implements Admission {
     if (isObj(wh.objectSelector)) {
       const hit = [obj, old].some((o) => o && matchLabelSelectorObject(wh.objectSelector, labelsOf(o)));
       if (!hit) return false;
+    }
+    return true;
+  }
+
+  /**
+   * matchConditions (CEL over `object`, `oldObject`, `request`): the webhook is called only when all are
+   * true. An evaluation error counts as a call failure (failurePolicy decides).
+   */
+  private conditionsMatch(wh: Obj, review: Obj): boolean {
+    const conds = Array.isArray(wh.matchConditions) ? wh.matchConditions.filter(isObj) : [];
+    if (conds.length === 0) return true;
+    const req = isObj(review.request) ? review.request : {};
+    const ctx = {
+      object: toCel(req.object ?? null),
+      oldObject: toCel(req.oldObject ?? null),
+      request: toCel(req),
+    };
+    for (const c of conds) {
+      let v: unknown;
+      try {
+        v = evaluate(String(c.expression ?? "true"), ctx as Record<string, unknown>);
+      } catch (err) {
+        if (wh.failurePolicy === "Ignore") return false;
+        throw new ApiError(
+          500,
+          "InternalError",
+          `Internal error occurred: failed calling webhook "${String(wh.name)}": matchCondition "${String(c.name)}" failed: ${(err as Error).message}`,
+        );
+      }
+      if (v !== true) return false;
     }
     return true;
   }
@@ -243,6 +274,7 @@ export class Webhooks implements Admission {
     for (const cfg of this.configs(MUTATING)) {
       for (const wh of Array.isArray(cfg.webhooks) ? cfg.webhooks.filter(isObj) : []) {
         if (!this.rulesMatch(wh, info, op) || !this.selectorsMatch(wh, info, current, old)) continue;
+        if (!this.conditionsMatch(wh, this.review(info, op, current, old))) continue;
         await run(wh);
         called.push({ wh, changesSeen: changes });
       }
@@ -262,7 +294,9 @@ export class Webhooks implements Admission {
       for (const wh of Array.isArray(cfg.webhooks) ? cfg.webhooks.filter(isObj) : []) {
         const o = op === "DELETE" ? undefined : obj;
         if (!this.rulesMatch(wh, info, op) || !this.selectorsMatch(wh, info, o, old)) continue;
-        calls.push(this.invoke(wh, this.review(info, op, o, old), info));
+        const review = this.review(info, op, o, old);
+        if (!this.conditionsMatch(wh, review)) continue;
+        calls.push(this.invoke(wh, review, info));
       }
     }
     const results = await Promise.allSettled(calls);
@@ -284,4 +318,12 @@ function denial(name: string, status: Obj): ApiError {
     ? (status.details as ConstructorParameters<typeof ApiError>[3])
     : undefined;
   return new ApiError(code, str(status.reason) ?? "", message, details);
+}
+
+/** JSON → CEL values: integers become int (bigint), as the apiserver's CEL sees them. */
+function toCel(v: unknown): unknown {
+  if (typeof v === "number" && Number.isInteger(v)) return BigInt(v);
+  if (Array.isArray(v)) return v.map(toCel);
+  if (isObj(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toCel(x)]));
+  return v;
 }

@@ -137,6 +137,12 @@ beforeAll(async () => {
         {
           name: "down-and-failing.bulwark.dev",
           clientConfig: { url: "https://127.0.0.1:1/nothing-here", caBundle },
+          matchConditions: [
+            {
+              name: "not-skipped",
+              expression: '!has(object.metadata.labels) || !("skip-hook" in object.metadata.labels)',
+            },
+          ],
           rules: rules(["secrets"]),
           failurePolicy: "Fail",
           sideEffects: "None",
@@ -202,6 +208,11 @@ describe("admission webhooks", () => {
     });
     expect(r.status).toBe(500);
     expect(r.json.message).toContain('failed calling webhook "down-and-failing.bulwark.dev"');
+    // matchConditions (CEL) exclude it for labelled objects
+    const skipped = await h.request("POST", "/api/v1/namespaces/default/secrets", {
+      body: { metadata: { name: "s2", labels: { "skip-hook": "1" } } },
+    });
+    expect(skipped.status).toBe(201);
   });
 
   it("writes that race while a webhook is slow: patches both land, a stale update is 409", async () => {

@@ -104,6 +104,13 @@ describe("the rendered chart on the dev cluster", () => {
       expect((await kubectl(["get", kind, "-o", "name"])).stdout).toContain("bulwark");
   });
 
+  it.each(["minimal", "custom"])("values/%s.yaml renders objects the cluster accepts (dry run)", async (name) => {
+    const file = join(adminKubeconfig, "..", `${name}.yaml`);
+    writeFileSync(file, template(["-f", `${CHART_DIR}/../../test/charts/values/${name}.yaml`]));
+    const dry = await kubectl(["apply", "--dry-run=server", "-f", file]);
+    expect(dry.status, dry.stderr).toBe(0);
+  });
+
   it("helm install against the cluster rejects a bad value through the schema", async () => {
     const r = await runAsync(HELM, ["install", "x", CHART_DIR, "--kubeconfig", adminKubeconfig, "-n", NAMESPACE, "--set", "replicaCount=0"]);
     expect(r.status).not.toBe(0);

@@ -1,4 +1,4 @@
-import type http from "node:http";
+import http from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import type { InboundConfig } from "../../operator/api/sidecar-config.js";
 import {
@@ -158,5 +158,26 @@ describe("inbound proxy", () => {
       return s.appHealth.state === "unhealthy";
     });
     expect(agent.lines.some((l) => l.event === "app-health-changed" && l.to === "unhealthy")).toBe(true);
+    // With the app gone (and no fault configured), requests get a clear 502.
+    agent.source.push(makeConfig([], inbound(9, {}), "v2"));
+    const gone = await send(agent.agent.ports.inbound, { path: "/x" });
+    expect(gone.status).toBe(502);
+    expect(gone.body).toContain("ECONNREFUSED");
+  });
+
+  it("a caller that goes away cancels the app's request and frees its slot", async () => {
+    app = await startUpstream(() => undefined);
+    agent = await startAgent(
+      makeConfig([], inbound(app.port, { bulkhead: { maxConcurrent: 1, maxQueue: 0, queueTimeoutMs: 0 } })),
+    );
+    const req = http.request({ host: "127.0.0.1", port: agent.agent.ports.inbound, agent: false });
+    req.on("error", () => undefined);
+    req.end();
+    await until(() => app!.active === 1);
+    expect((await send(agent.agent.ports.inbound)).headers["x-bulwark-shed"]).toBe("bulkhead-full");
+    req.destroy();
+    await until(() => app!.aborted === 1 && agent!.agent.runtime!.inbound.bulkhead!.inflight === 0);
+    const status = JSON.parse((await send(agent.agent.ports.admin, { path: "/status" })).body);
+    expect(status.inbound.inflight).toBe(0);
   });
 });

@@ -450,6 +450,38 @@ describe("bulwark operator on the dev cluster", () => {
     );
   });
 
+  it("a replica whose lease is taken stops writing at once and ends with lost-leadership", async () => {
+    const victim = await startOperator({
+      kubeconfigPath: kubeconfig,
+      distributor: new InMemoryDistributor(),
+      identity: "victim",
+      ...LEASE,
+      leaseName: "steal-me",
+    });
+    others.push(victim);
+    await until("victim leads", () => victim.isLeader() && victim.isReady());
+    // Another holder writes itself into the Lease (as after a partition: the victim's renewals failed).
+    const leases: ResourceRef = {
+      group: "coordination.k8s.io",
+      version: "v1",
+      plural: "leases",
+      namespace: "default",
+    };
+    const lease = await client.get({ ...leases, name: "steal-me" });
+    const now = new Date().toISOString().replace("Z", "000Z");
+    await client.replace({ ...leases, name: "steal-me" }, {
+      ...lease,
+      spec: { ...(lease?.spec as object), holderIdentity: "intruder", renewTime: now, acquireTime: now },
+    } as KubeObject);
+    const exit = await Promise.race([victim.done, sleep(10_000).then(() => undefined)]);
+    expect(exit).toMatchObject({ reason: "lost-leadership", detail: "lost" });
+    expect(victim.isLeader()).toBe(false);
+    expect(
+      (await fetch(`${victim.healthUrl ?? "http://127.0.0.1:1"}/healthz`).catch(() => undefined))?.status ??
+        500,
+    ).not.toBe(200);
+  });
+
   it("the CLI: `bulwark operator --kubeconfig …` reaches Ready on /readyz, and on SIGTERM releases the lease and exits 0", async () => {
     const healthPort = await freePort();
     const cli = spawnCli(["--health-port", String(healthPort), "--lease-name", "cli-a", "--id", "cli-a"]);

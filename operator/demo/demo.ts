@@ -64,6 +64,15 @@ function podNetworkPreload(): string {
   return new URL(self.endsWith(".ts") ? "./pod-network.ts" : "./pod-network.js", self).href;
 }
 
+/** Every tier got answers, at least 95% of them plain successes, and every breaker is closed. */
+function isSteady(s: Snapshot): boolean {
+  const tiers = Object.values(s.traffic.window);
+  const sent = tiers.reduce((n, c) => n + c.ok + c.fallback + c.shed + c.error, 0);
+  const ok = tiers.reduce((n, c) => n + c.ok, 0);
+  const breakersClosed = s.pods.every((p) => Object.values(p.breakers).every((b) => b === "closed"));
+  return sent >= 5 && ok >= 0.95 * sent && breakersClosed;
+}
+
 export async function runDemo(o: DemoOptions): Promise<number> {
   const { layout } = o;
   const p = paths(layout.stateDir);
@@ -262,8 +271,20 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       );
       const s = script;
       stack.push({ name: "fault script", stop: () => s.stop() });
-      script.start();
     }
+    // The script starts once traffic is steady (fresh processes on a busy machine are slow for a few
+    // seconds, and a breaker that trips on that would muddle the first step), or after 30 s regardless.
+    let scriptStarted = false;
+    let steadyTicks = 0;
+    const warmupUntil = Date.now() + 30_000;
+    const maybeStartScript = (s: Snapshot) => {
+      if (!script || scriptStarted) return;
+      steadyTicks = isSteady(s) ? steadyTicks + 1 : 0;
+      if (steadyTicks >= 2 || Date.now() > warmupUntil) {
+        scriptStarted = true;
+        script.start();
+      }
+    };
     writeFileSync(p.prometheus, prometheusConfig(layout, metricsPort));
     const kubectl = `kubectl --kubeconfig ${p.kubeconfig}`;
     view.banner([
@@ -281,7 +302,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       cluster: kube,
       pods: layout.pods,
       traffic: () => traffic,
-      script: () => script,
+      script: () => (scriptStarted ? script : undefined),
+      warmingUp: () => o.faults && !scriptStarted,
       processes: () => supervisor.list(),
     });
     let last: Snapshot | undefined;
@@ -297,6 +319,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       try {
         last = await collector.collect();
         last = { ...last, errors: [...last.errors, ...problems] };
+        maybeStartScript(last);
         if (!stopping) view.show(last);
       } finally {
         collecting = false;

@@ -31,10 +31,10 @@ export function demoPolicies(layout: Layout): PolicyObject[] {
           name: "payments",
           host: local,
           port: layout.servicePorts.payments,
-          timeout: "1s",
+          timeout: "2s",
           retry: {
             maxAttempts: 2,
-            perTryTimeout: "500ms",
+            perTryTimeout: "1s",
             retryOn: ["connect-failure", "reset", "gateway-error"],
             backoff: { base: "25ms", max: "100ms", jitter: "full" },
             budget: { percent: 20, minPerSecond: 5, window: "10s" },

@@ -38,6 +38,8 @@ export interface Snapshot {
         pending?: string;
       }
     | undefined;
+  /** Traffic runs, the fault script waits for it to be steady. */
+  readonly warmingUp: boolean;
   readonly policies: readonly PolicyView[];
   readonly pods: readonly PodSnapshot[];
   readonly traffic: { window: Counts; totals: Counts; inflight: number; windowMs: number };
@@ -119,6 +121,7 @@ export class SnapshotCollector {
       pods: readonly PodLayout[];
       traffic: () => TrafficDriver | undefined;
       script: () => FaultScript | undefined;
+      warmingUp: () => boolean;
       processes: () => readonly ChildInfo[];
     },
   ) {}
@@ -154,6 +157,7 @@ export class SnapshotCollector {
             ...(s.step.pending ? { pending: s.step.pending } : {}),
           }
         : undefined,
+      warmingUp: this.deps.warmingUp(),
       policies,
       pods,
       traffic: { window: t?.window ?? none, totals: t?.totals ?? none, inflight: t?.inflight ?? 0, windowMs },

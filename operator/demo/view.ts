@@ -27,7 +27,9 @@ export function renderScreen(s: Snapshot): string {
     `bulwark up · ${Math.round(s.elapsedMs / 1000)}s · ` +
       (step
         ? `cycle ${step.cycle}, step ${step.index + 1}/7: ${step.title} (next in ${secs(step.remainingMs)})`
-        : "faults off (--no-faults)"),
+        : s.warmingUp
+          ? "warming up: the fault script starts once traffic is steady"
+          : "faults off (--no-faults)"),
   );
   if (step) out.push(`  watch: ${step.watch}${step.pending ? `\n  PENDING: ${step.pending}` : ""}`);
   out.push("");
@@ -101,7 +103,7 @@ export function renderLine(s: Snapshot): string {
     .map((q) => `${q.pod}:${q.concurrency ?? "-"}`)
     .join(",");
   return (
-    `[${String(Math.round(s.elapsedMs / 1000)).padStart(3)}s] ${s.step ? s.step.id.padEnd(19) : "no-faults".padEnd(19)} ` +
+    `[${String(Math.round(s.elapsedMs / 1000)).padStart(3)}s] ${(s.step?.id ?? (s.warmingUp ? "warming-up" : "no-faults")).padEnd(19)} ` +
     `policies ${ready}/${s.policies.length} Ready · payments breakers ${breakers || "-"} · ${tiers} · ` +
     `checkout limits ${limits || "-"} · quotas ${quotas || "-"}`
   );

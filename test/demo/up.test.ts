@@ -1,6 +1,7 @@
-// End to end: `bulwark up --json` as a child process, with the fault script compressed (--fault-scale 0.6:
-// one full cycle in about 37 s), asserting from its snapshots that the demo shows what it promises, and that
-// every process it started is gone after it exits. One run for the whole file (2 shared cores).
+// End to end: `bulwark up --json` as a child process, with the fault script compressed (--fault-scale 0.5:
+// one cycle in about 31 s, after a warm-up of a few seconds), asserting from its snapshots that the demo
+// shows what it promises, and that every process it started is gone after it exits. One run for the whole
+// file (2 shared cores).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
@@ -56,9 +57,9 @@ beforeAll(async () => {
       "up",
       "--json",
       "--duration",
-      "45s",
+      "50s",
       "--fault-scale",
-      "0.6",
+      "0.5",
       "--state-dir",
       stateDir,
       "--port-base",
@@ -91,10 +92,10 @@ afterAll(() => {
 
 const sum = (c: TierCounts) => c.ok + c.fallback + c.shed + c.error;
 
-describe("bulwark up --json --duration 45s --fault-scale 0.6", () => {
+describe("bulwark up --json --duration 50s --fault-scale 0.5", () => {
   it("exits 0 after the duration, having printed a snapshot a second", () => {
     expect(exitCode, stderr).toBe(0);
-    expect(snapshots.length).toBeGreaterThanOrEqual(35);
+    expect(snapshots.length).toBeGreaterThanOrEqual(40);
   });
 
   it("every demo policy becomes Ready (Accepted, Propagated to all its pods)", () => {
@@ -121,10 +122,7 @@ describe("bulwark up --json --duration 45s --fault-scale 0.6", () => {
     // Fallbacks while open: the driver saw degraded answers, the agents counted fallbacks.
     const whileOpen = snapshots.slice(openedAt).filter((s) => s.step?.id === "payments-failing");
     const fallbacks = whileOpen.reduce(
-      (n, s) =>
-        n +
-        sum({ ...s.traffic.window.critical, ok: 0, shed: 0, error: 0 }) +
-        s.traffic.window.default.fallback,
+      (n, s) => n + Object.values(s.traffic.window).reduce((m, c) => m + c.fallback, 0),
       0,
     );
     expect(fallbacks).toBeGreaterThan(10);

@@ -79,6 +79,53 @@ describe("outbound proxy: circuit breaker", () => {
     );
   });
 
+  it("opens on a failure rate over a count window, and on a slow-call rate", async () => {
+    let n = 0;
+    const flaky = await startUpstream((_req, res) => {
+      // Every other call fails: 50% failures, never 2 in a row (the consecutive rule stays quiet).
+      res.statusCode = n++ % 2 === 0 ? 500 : 200;
+      res.end();
+    });
+    const slow = await startUpstream((_req, res) => setTimeout(() => res.end("slow"), 40));
+    ups.push(flaky, slow);
+    const rate = {
+      consecutiveFailures: 100,
+      failureRate: { thresholdPercent: 50, minimumCalls: 6, window: { type: "count" as const, size: 10 } },
+      openDuration: { baseMs: 5000, maxMs: 5000 },
+      halfOpen: { permittedCalls: 1 },
+    };
+    agent = await startAgent(
+      makeConfig([
+        upstreamRule("flaky", flaky.port, { circuitBreaker: rate }),
+        upstreamRule("slow", slow.port, {
+          circuitBreaker: {
+            ...rate,
+            failureRate: { ...rate.failureRate, thresholdPercent: 100 },
+            slowCall: { durationMs: 20, rateThresholdPercent: 75 },
+          },
+        }),
+      ]),
+    );
+    const port = agent.agent.ports.outbound;
+    for (let i = 0; i < 6; i++) await send(port, { host: `127.0.0.1:${flaky.port}` });
+    expect((await send(port, { host: `127.0.0.1:${flaky.port}` })).headers["x-bulwark-shed"]).toBe(
+      "circuit-open",
+    );
+    expect(flaky.hits).toBe(6);
+    for (let i = 0; i < 6; i++)
+      expect((await send(port, { host: `127.0.0.1:${slow.port}` })).body).toBe("slow");
+    expect((await send(port, { host: `127.0.0.1:${slow.port}` })).headers["x-bulwark-shed"]).toBe(
+      "circuit-open",
+    );
+    const reasons = agent.lines
+      .filter((l) => l.event === "breaker-transition")
+      .map((l) => [l.upstream, l.reason]);
+    expect(reasons).toEqual([
+      ["flaky", "failure-rate"],
+      ["slow", "slow-call-rate"],
+    ]);
+  });
+
   it("a failed half-open probe reopens it for longer (growing open duration)", async () => {
     const port0 = await deadPort();
     agent = await startAgent(

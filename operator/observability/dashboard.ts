@@ -1,7 +1,8 @@
 // The Bulwark Grafana dashboard, built with Grafana's typed builders (@grafana/grafana-foundation-sdk) and
 // written to charts/bulwark/dashboards/bulwark.json by generate.ts. Every query takes its metric names from
 // metric-names.ts through promql.ts; a test checks each name against the table and each query against a
-// real Prometheus.
+// real Prometheus. Build-time only: the SDK is a devDependency (not in the image), so nothing the operator
+// or the agent runs may import this module.
 //
 // Datasource: a `datasource` template variable that every panel and query points at (`${datasource}`),
 // never a `${DS_PROMETHEUS}` import input, which dashboards loaded by the Grafana sidecar cannot resolve.

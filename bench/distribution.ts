@@ -14,7 +14,7 @@
  * agent ACKed the last one. Aims (issue 6): p99 ≤ debounce + 3 × floor; < 20 KB operator memory per agent.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
@@ -304,6 +304,9 @@ async function floor(child: ChildProcess, n: number, bytes: number, rounds: numb
 
 interface SizeResult {
   agents: number;
+  /** When this size was measured, and the machine's load then (2 shared cores: it matters). */
+  date: string;
+  loadavg1: number;
   connectMs: number;
   configBytes: number;
   propagation: {
@@ -434,6 +437,8 @@ async function measure(n: number): Promise<SizeResult> {
   const floorMedian = pct(floorTimes, 50);
   return {
     agents: n,
+    date: new Date().toISOString(),
+    loadavg1: round(os.loadavg()[0] ?? 0, 2),
     connectMs: round(connectMs),
     configBytes,
     propagation: {
@@ -490,6 +495,16 @@ async function main(): Promise<void> {
         `storm ${r.reconnectStorm.ms} ms, ${r.reconnectStorm.errors} errors, ${r.reconnectStorm.pushesDuringStorm} pushes`,
     );
   }
+  // Sizes not measured in this run keep their last result (a 10 000-agent run takes minutes).
+  const dir = path.join(path.dirname(HERE), "results");
+  const file = path.join(dir, "distribution.json");
+  let kept: SizeResult[] = [];
+  try {
+    const prev = JSON.parse(readFileSync(file, "utf8")) as { results?: SizeResult[] };
+    kept = (prev.results ?? []).filter((r) => r.date !== undefined && !sizes.includes(r.agents));
+  } catch {
+    // first run
+  }
   const out = {
     name: "distribution",
     date: new Date().toISOString(),
@@ -501,11 +516,10 @@ async function main(): Promise<void> {
       auth: "static token table (TokenReview not in the loop)",
       placement: "operator in this process, simulated agents in one child process, loopback",
     },
-    results,
+    results: [...kept, ...results].sort((a, b) => a.agents - b.agents),
   };
-  const dir = path.join(path.dirname(HERE), "results");
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, "distribution.json"), `${JSON.stringify(out, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
 }
 
 if (process.argv.includes("--child")) runChild();

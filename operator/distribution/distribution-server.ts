@@ -132,6 +132,8 @@ interface Conn {
 
 export interface DistributionStats {
   readonly connections: number;
+  /** Upgraded sockets still holding a file descriptor (refused and closing ones included). */
+  readonly openSockets: number;
   readonly agents: number;
   readonly pods: number;
   readonly inflightPushes: number;
@@ -360,6 +362,7 @@ class Server implements DistributionServer {
     for (const c of this.conns) bytes += c.stream.bytesSent;
     return {
       connections: this.conns.size,
+      openSockets: this.sockets.size,
       agents: this.agents,
       pods: this.pods.size,
       inflightPushes: this.inflight,

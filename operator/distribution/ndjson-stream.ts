@@ -152,7 +152,9 @@ export class NdjsonStream {
     this.closed = true;
     this.partial = [];
     this.partialBytes = 0;
-    if (reason === "send-buffer" || reason === "bad-frame") this.socket.destroy();
+    // Anything but our own graceful close() ends the socket for good. A peer's FIN must be answered with a
+    // destroy: upgraded server sockets are half-open capable, and would otherwise keep their fd forever.
+    if (reason !== "local") this.socket.destroy();
     this.options.onClose(reason, detail);
   }
 }

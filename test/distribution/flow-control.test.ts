@@ -206,6 +206,17 @@ describe("keepalive", () => {
   });
 });
 
+describe("sockets", () => {
+  it("releases a socket when the agent half-closes or vanishes (no fd kept per departed agent)", async () => {
+    const s = await server();
+    const clients = await Promise.all(Array.from({ length: 10 }, (_, i) => raw(s, `shop/fd-${i}`)));
+    expect(s.stats()).toMatchObject({ agents: 10, openSockets: 10 });
+    clients.forEach((c, i) => (i % 2 === 0 ? c.socket.end() : c.socket.destroy()));
+    await until(() => s.stats().openSockets === 0, 3000, "sockets released");
+    expect(s.stats()).toMatchObject({ agents: 0, connections: 0 });
+  });
+});
+
 describe("send buffer", () => {
   it("cuts a reader that stopped reading at its buffer bound; the others still get every push", async () => {
     const s = await server({ maxBufferedBytes: 256 * 1024, debounce: { quietMs: 0, maxMs: 0 } });

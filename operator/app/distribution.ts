@@ -29,7 +29,12 @@ export function distributionServerFactory(
     const server = await startDistributionServer({
       port: ctx.distributionPort,
       host: opts.host ?? "0.0.0.0",
-      ...(opts.tls ? { tls: opts.tls } : {}),
+      // --tls-cert/--tls-key win; else the webhooks' certificate (the chart's Service names), else plain HTTP.
+      ...(opts.tls
+        ? { tls: opts.tls }
+        : ctx.servingTls
+          ? { tls: { cert: Buffer.from(ctx.servingTls.certPem), key: Buffer.from(ctx.servingTls.keyPem) } }
+          : {}),
       authenticator: new TokenReviewAuthenticator(ctx.kubeClient),
       metrics: ctx.metrics,
       clock: ctx.clock,
@@ -42,6 +47,8 @@ export function distributionServerFactory(
       propagation: (pod) => server.propagation(pod),
       onChange: (listener) => server.onChange(listener),
       forget: (pod) => server.forget(pod),
+      report: (pod) => server.report(pod),
+      onReport: (listener) => server.onReport((pod) => listener(pod)),
       stop: () => server.close(),
     };
   };

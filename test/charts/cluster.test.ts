@@ -10,6 +10,7 @@
 // - the injection webhook through the dev cluster: a pod created in a namespace labelled
 //   bulwark.dev/inject=enabled comes back with the agent; policies are created through the validating webhook
 //   (failurePolicy Fail), which answers an invalid one with validatePolicy's messages.
+import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { request as httpsRequest } from "node:https";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -206,11 +207,14 @@ describe("the operator under exactly the chart's ServiceAccount", () => {
       kind: "Namespace",
       metadata: { name: "shop", labels: { "bulwark.dev/inject": "enabled" } },
     } as KubeObject);
+    // (newer dev clusters make it themselves, as the ServiceAccount controller does)
     await admin.create({ version: "v1", plural: "serviceaccounts", namespace: "shop" }, {
       apiVersion: "v1",
       kind: "ServiceAccount",
       metadata: { name: "default", namespace: "shop" },
-    } as KubeObject);
+    } as KubeObject).catch((err: unknown) => {
+      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+    });
     const pod = (await admin.create({ ...PODS, namespace: "shop" }, {
       apiVersion: "v1",
       kind: "Pod",
@@ -346,6 +350,76 @@ describe("the operator under exactly the chart's ServiceAccount", () => {
     if (process.env.SHOW_RBAC) console.log([...usedKeys].sort().join("\n"));
     expect([...usedKeys].sort()).toEqual([...granted].sort());
   });
+});
+
+describe("`bulwark operator` with the chart's Deployment args, as the chart's ServiceAccount", () => {
+  it("serves webhooks (an injected pod) and distribution over TLS, ready on /readyz, exits 0 on SIGTERM", async () => {
+    const dep = rendered.find((o) => o.kind === "Deployment") as unknown as {
+      spec: { template: { spec: { containers: { args: string[] }[] } } };
+    };
+    const [health, metrics, distribution, webhook] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const dir = join(adminKubeconfig, "..");
+    const cm = rendered.find((o) => o.kind === "ConfigMap" && o.metadata?.name === `${RELEASE}-injector`);
+    writeFileSync(join(dir, "injector.json"), cm?.data?.["config.json"] ?? "{}");
+    const local: Record<string, string> = {
+      "--health-port": String(health),
+      "--metrics-port": String(metrics),
+      "--distribution-port": String(distribution),
+      "--webhook-port": String(webhook),
+      "--injector-config": join(dir, "injector.json"),
+    };
+    const args = (dep.spec.template.spec.containers[0]?.args ?? []).map((a) => {
+      const [flag = ""] = a.split("=");
+      return local[flag] !== undefined ? `${flag}=${local[flag]}` : a;
+    });
+    expect(args[0]).toBe("operator");
+    await admin.patch(
+      { version: "v1", plural: "endpoints", namespace: NAMESPACE, name: RELEASE },
+      { subsets: [{ addresses: [{ ip: "127.0.0.1" }], ports: [{ name: "webhook", port: webhook }] }] },
+    );
+    const child = spawn(
+      join(CHART_DIR, "../../node_modules/.bin/tsx"),
+      [join(CHART_DIR, "../../operator/cli/main.ts"), ...args, "--kubeconfig", join(dir, "sa.kubeconfig"), "--bind-address=127.0.0.1"],
+      { env: { ...process.env, POD_NAME: "bulwark-cli", POD_NAMESPACE: NAMESPACE }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let output = "";
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    try {
+      await until(
+        "the CLI's /readyz",
+        async () => (await fetch(`http://127.0.0.1:${health}/readyz`).catch(() => undefined))?.status === 200 || undefined,
+        40_000,
+      ).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}\n${output}`);
+      });
+      const pod = (await admin.create({ ...PODS, namespace: "shop" }, {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "web-2", namespace: "shop", labels: { app: "web" } },
+        spec: { containers: [{ name: "app", image: "shop/web:1" }] },
+      } as KubeObject)) as KubeObject & { spec: { initContainers?: { name: string }[] } };
+      expect(pod.spec.initContainers?.[0]?.name, output).toBe("bulwark-agent");
+      // Distribution speaks TLS with the certificate the agents are told to trust (the pod's CA annotation).
+      const ca = pod.metadata?.annotations?.["bulwark.dev/operator-ca"] ?? "";
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpsRequest(
+          { host: "127.0.0.1", port: distribution, path: "/", servername: `${RELEASE}.${NAMESPACE}.svc`, ca },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+      expect(status).toBeGreaterThanOrEqual(200);
+      child.kill("SIGTERM");
+      expect(await exited, output).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  }, 90_000);
 });
 
 function key(a: ResourceAttributes): string {

@@ -1,6 +1,6 @@
 // The dashboard and the rules name only metrics the code registers, with labels those metrics have; the
 // dashboard has the shape the sidecar can load (a datasource variable, no import inputs).
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -158,5 +158,22 @@ describe("alert rules", () => {
       const anchor = runbookUrl(a.alert).split("#")[1] ?? "";
       expect(anchors.has(anchor), `${a.alert}: #${anchor}`).toBe(true);
     }
+  });
+});
+
+describe("build-time only", () => {
+  it("no module but the dashboard imports the Grafana SDK, and only the generator imports the dashboard", () => {
+    const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+    const files = readdirSync(join(root, "operator"), { recursive: true, encoding: "utf8" }).filter((f) =>
+      f.endsWith(".ts"),
+    );
+    const offenders: string[] = [];
+    for (const f of files) {
+      const text = readFileSync(join(root, "operator", f), "utf8");
+      if (f !== join("observability", "dashboard.ts") && text.includes("@grafana/")) offenders.push(f);
+      if (f !== join("observability", "generate.ts") && /from "[^"]*\/dashboard\.js"/.test(text))
+        offenders.push(f);
+    }
+    expect(offenders).toEqual([]);
   });
 });

@@ -159,6 +159,17 @@ export class Controllers {
       }
     }
     if (t.resource === "namespaces" && !t.group && m.deletionTimestamp) this.pendingNs.add(String(m.name));
+    if (t.resource === "namespaces" && !t.group && evType === "ADDED") {
+      // the serviceaccount controller gives every namespace a "default" ServiceAccount
+      const ns = String(m.name);
+      const saType = this.registry.get("", "v1", "serviceaccounts");
+      if (saType && !this.store.get(saType.storeKey, ns, "default"))
+        this.schedule(() =>
+          this.api()
+            .create(this.info(saType, ns, "default"), { metadata: { name: "default" } })
+            .then(() => undefined),
+        );
+    }
     if (
       t.namespaced &&
       typeof m.namespace === "string" &&

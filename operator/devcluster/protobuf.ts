@@ -11,6 +11,8 @@ interface FieldDef {
   name: string;
   type: FieldType;
   repeated?: boolean;
+  /** A pointer field in Go: a zero value was sent on purpose and is kept (e.g. replicas: 0). */
+  keepZero?: boolean;
 }
 type MessageDef = Record<number, FieldDef>;
 
@@ -112,6 +114,72 @@ const MESSAGES: Record<string, MessageDef> = {
     7: { name: "name", type: "string" },
   },
   NonResourceAttributes: { 1: { name: "path", type: "string" }, 2: { name: "verb", type: "string" } },
+  Deployment: {
+    1: { name: "metadata", type: { msg: "ObjectMeta" } },
+    2: { name: "spec", type: { msg: "DeploymentSpec" } },
+  },
+  DeploymentSpec: {
+    1: { name: "replicas", type: "int", keepZero: true },
+    2: { name: "selector", type: { msg: "LabelSelector" } },
+    3: { name: "template", type: { msg: "PodTemplateSpec" } },
+  },
+  LabelSelector: {
+    1: { name: "matchLabels", type: "stringMap" },
+    2: { name: "matchExpressions", type: { msg: "LabelSelectorRequirement" }, repeated: true },
+  },
+  LabelSelectorRequirement: {
+    1: { name: "key", type: "string" },
+    2: { name: "operator", type: "string" },
+    3: { name: "values", type: "string", repeated: true },
+  },
+  PodTemplateSpec: {
+    1: { name: "metadata", type: { msg: "ObjectMeta" } },
+    2: { name: "spec", type: { msg: "PodSpec" } },
+  },
+  PodSpec: {
+    2: { name: "containers", type: { msg: "Container" }, repeated: true },
+    3: { name: "restartPolicy", type: "string" },
+    8: { name: "serviceAccountName", type: "string" },
+    10: { name: "nodeName", type: "string" },
+  },
+  Container: {
+    1: { name: "name", type: "string" },
+    2: { name: "image", type: "string" },
+    3: { name: "command", type: "string", repeated: true },
+    4: { name: "args", type: "string", repeated: true },
+    5: { name: "workingDir", type: "string" },
+    6: { name: "ports", type: { msg: "ContainerPort" }, repeated: true },
+    7: { name: "env", type: { msg: "EnvVar" }, repeated: true },
+  },
+  ContainerPort: {
+    1: { name: "name", type: "string" },
+    2: { name: "hostPort", type: "int" },
+    3: { name: "containerPort", type: "int" },
+    4: { name: "protocol", type: "string" },
+  },
+  EnvVar: { 1: { name: "name", type: "string" }, 2: { name: "value", type: "string" } },
+  Service: {
+    1: { name: "metadata", type: { msg: "ObjectMeta" } },
+    2: { name: "spec", type: { msg: "ServiceSpec" } },
+  },
+  ServiceSpec: {
+    1: { name: "ports", type: { msg: "ServicePort" }, repeated: true },
+    2: { name: "selector", type: "stringMap" },
+    3: { name: "clusterIP", type: "string" },
+    4: { name: "type", type: "string" },
+  },
+  ServicePort: {
+    1: { name: "name", type: "string" },
+    2: { name: "protocol", type: "string" },
+    3: { name: "port", type: "int" },
+    4: { name: "targetPort", type: { msg: "IntOrString" } },
+    5: { name: "nodePort", type: "int" },
+  },
+  IntOrString: {
+    1: { name: "type", type: "int" },
+    2: { name: "intVal", type: "int" },
+    3: { name: "strVal", type: "string" },
+  },
   MapEntry: { 1: { name: "key", type: "string" }, 2: { name: "value", type: "bytes" } },
 };
 
@@ -174,6 +242,8 @@ function decodeMessage(buf: Buffer, name: string): Obj {
       continue;
     } else if (t === "time") value = decodeMessage(r.bytes(), "Time");
     else value = decodeMessage(r.bytes(), t.msg);
+    // gogo-protobuf writes non-pointer fields even when empty; JSON leaves them out (omitempty)
+    if (!f.repeated && !f.keepZero && (value === "" || value === 0 || value === false)) continue;
     if (f.repeated) ((out[f.name] ??= []) as unknown[]).push(value);
     else out[f.name] = value;
   }
@@ -191,10 +261,28 @@ export function decodeProtobufBody(body: Buffer): Obj {
   const kind = String(tm.kind ?? "");
   if (!MESSAGES[kind] || kind === "Unknown" || kind === "MapEntry") {
     throw unsupportedMediaType(
-      `the body of the request was in an unknown format - the dev cluster decodes protobuf only for ConfigMap, Secret, Namespace, ServiceAccount, TokenRequest and the self reviews; send ${kind || "this kind"} as application/json`,
+      `the body of the request was in an unknown format - the dev cluster decodes protobuf only for ConfigMap, Secret, Namespace, ServiceAccount, Deployment, Service, TokenRequest and the self reviews; send ${kind || "this kind"} as application/json`,
     );
   }
   const raw = env.raw instanceof Buffer ? env.raw : Buffer.alloc(0);
-  const obj = decodeMessage(raw, kind);
+  const obj = fixIntOrString(decodeMessage(raw, kind));
   return { apiVersion: tm.apiVersion, kind, ...obj };
+}
+
+/** IntOrString messages become the JSON int or string they stand for. */
+function fixIntOrString(v: unknown): Obj {
+  const walk = (x: unknown): unknown => {
+    if (Array.isArray(x)) return x.map(walk);
+    if (x === null || typeof x !== "object" || x instanceof Buffer) return x;
+    const o = x as Obj;
+    const keys = Object.keys(o);
+    if (
+      keys.length > 0 &&
+      keys.every((k) => k === "type" || k === "intVal" || k === "strVal") &&
+      ("intVal" in o || "strVal" in o || "type" in o)
+    )
+      return o.type === 1 ? (o.strVal ?? "") : (o.intVal ?? 0);
+    return Object.fromEntries(Object.entries(o).map(([k, y]) => [k, walk(y)]));
+  };
+  return walk(v) as Obj;
 }

@@ -230,6 +230,27 @@ describe("kubectl against the dev cluster", () => {
       "deployment.apps/web scaled",
     );
     expect((await h.kubectl(["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])).stdout).toBe("3");
+    expect(
+      (await h.kubectl(["create", "deployment", "made", "--image=nginx:1", "--replicas=0", "--port=8080"]))
+        .code,
+    ).toBe(0);
+    const made = JSON.parse((await h.kubectl(["get", "deploy", "made", "-o", "json"])).stdout) as {
+      spec: Record<string, unknown>;
+    };
+    expect(made.spec).toEqual({
+      replicas: 0,
+      selector: { matchLabels: { app: "made" } },
+      template: {
+        metadata: { labels: { app: "made" } },
+        spec: { containers: [{ name: "nginx", image: "nginx:1", ports: [{ containerPort: 8080 }] }] },
+      },
+    });
+    expect((await h.kubectl(["expose", "deployment", "made", "--port=80", "--target-port=8080"])).code).toBe(
+      0,
+    );
+    expect(
+      (await h.kubectl(["get", "svc", "made", "-o", "jsonpath={.spec.ports[0].targetPort}"])).stdout,
+    ).toBe("8080");
     expect((await h.kubectl(["auth", "can-i", "create", "pods"])).stdout.trim()).toBe("yes");
     expect((await h.kubectl(["auth", "whoami"])).stdout).toContain("bulwark-admin");
   });

@@ -31,11 +31,13 @@ lint: $(STAMP) ## eslint + prettier check
 typecheck: $(STAMP) ## tsc over sources, tests and benches
 	npx tsc -p tsconfig.json --noEmit
 
-crds: $(STAMP) ## regenerate crds/ (and the chart's copy) from the zod schema
+crds: $(STAMP) ## regenerate crds/, the chart's copy, the API reference, the dashboard and the alert rules
 	npx tsx operator/api/generate-crd.ts
+	npx tsx operator/observability/generate.ts
 
-crds-check: $(STAMP) ## fail when the committed CRD differs from what the schema generates
+crds-check: $(STAMP) ## fail when committed generated files (CRD, API reference, dashboard, rules) drift from their sources
 	npx tsx operator/api/generate-crd.ts --check
+	npx tsx operator/observability/generate.ts --check
 
 test: install build lint typecheck crds-check ## lint, type-check, CRD drift check, all vitest suites
 	npx vitest run

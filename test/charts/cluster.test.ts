@@ -3,8 +3,8 @@
 //   against the cluster rejects a bad value through the schema;
 // - the operator runs in process under exactly the chart's ServiceAccount (a TokenRequest token for it, the
 //   chart's ClusterRole/Roles/bindings applied): it creates its TLS Secret, sets the webhooks' caBundle,
-//   leads through the chart's Lease, reconciles a policy to Accepted, authenticates an agent token, and
-//   rotates its certificate — with no request denied;
+//   leads through the chart's Lease, reconciles a policy to Accepted, serves a real agent over TLS (the
+//   injected token and CA; TokenReview) until the policy is Ready, and rotates its certificate — with no request denied;
 // - every (verb, resource) the chart's roles grant was used in that run, and nothing else was: so removing
 //   any one rule (or verb) from the chart makes one of those calls fail (no rule is superfluous);
 // - the injection webhook through the dev cluster: a pod created in a namespace labelled
@@ -23,7 +23,10 @@ import { formatProblem, validatePolicy } from "../../operator/api/validate.js";
 import { startOperator, type RunningOperator } from "../../operator/app/operator.js";
 import type { ResourceAttributes } from "../../operator/devcluster/rbac.js";
 import { startDevCluster, type DevCluster } from "../../operator/devcluster/server.js";
+import { Agent } from "../../operator/agent/agent.js";
+import type { AgentSettings } from "../../operator/agent/settings.js";
 import { TokenReviewAuthenticator } from "../../operator/distribution/agent-authenticator.js";
+import { operatorSource } from "../../operator/distribution/agent-client.js";
 import { startDistributionServer } from "../../operator/distribution/distribution-server.js";
 import { KubeClient, loadKubeConfig } from "../../operator/kube/client.js";
 import type { KubeObject } from "../../operator/kube/types.js";
@@ -121,8 +124,9 @@ describe("the rendered chart on the dev cluster", () => {
 
 describe("the operator under exactly the chart's ServiceAccount", () => {
   let webhookPort = 0;
+  let distributionUrl = "";
 
-  it("starts, owns its TLS, leads, and reconciles a policy to Accepted", async () => {
+  it("starts, owns its TLS, leads, injects, reconciles a policy to Accepted, then Ready once a real agent ACKs over TLS", async () => {
     const tr = (await admin.request({
       method: "POST",
       path: `/api/v1/namespaces/${NAMESPACE}/serviceaccounts/${RELEASE}/token`,
@@ -164,17 +168,20 @@ describe("the operator under exactly the chart's ServiceAccount", () => {
           service: RELEASE,
           mutatingWebhook: `${RELEASE}-sidecar-injector`,
           validatingWebhook: `${RELEASE}-policy-validator`,
+          extraHosts: ["127.0.0.1"], // the in-process agent dials 127.0.0.1, not the Service name
         },
         injector,
         recheckMs: 3_600_000,
       },
       distributor: async (ctx) => {
         const server = await startDistributionServer({
+          debounce: { quietMs: 20, maxMs: 200 },
           port: 0,
           host: "127.0.0.1",
           ...(ctx.servingTls ? { tls: { cert: Buffer.from(ctx.servingTls.certPem), key: Buffer.from(ctx.servingTls.keyPem) } } : {}),
           authenticator: new TokenReviewAuthenticator(ctx.kubeClient),
         });
+        distributionUrl = `https://127.0.0.1:${new URL(server.url).port}`;
         return {
           setDesired: (pod, config) => server.setDesired(pod, config),
           propagation: (pod) => server.propagation(pod),
@@ -255,14 +262,55 @@ describe("the operator under exactly the chart's ServiceAccount", () => {
       return p.status?.conditions?.some((c) => c.type === "Accepted" && c.status === "True") || undefined;
     });
 
-    // The agent path: a pod-bound token for the audience bulwark, reviewed with the operator's identity.
+    // The agent path, as the injector wired it: the pod's projected token (audience bulwark, bound to the pod)
+    // and the CA from the pod's annotation; the operator reviews the token with its own identity
+    // (TokenReview), pushes the config, the agent ACKs, and the policy becomes Ready.
     const agentToken = (await admin.request({
       method: "POST",
       path: `/api/v1/namespaces/shop/serviceaccounts/default/token`,
-      body: { spec: { audiences: ["bulwark"], boundObjectRef: { kind: "Pod", apiVersion: "v1", name: "web-1", uid: pod.metadata?.uid } } },
+      body: {
+        spec: {
+          audiences: ["bulwark"],
+          boundObjectRef: { kind: "Pod", apiVersion: "v1", name: "web-1", uid: pod.metadata?.uid },
+        },
+      },
     })) as { status: { token: string } };
-    const who = await new TokenReviewAuthenticator(operator.kubeClient).authenticate(agentToken.status.token);
-    expect(who).toMatchObject({ ok: true });
+    const dir = join(adminKubeconfig, "..");
+    writeFileSync(join(dir, "agent.token"), agentToken.status.token);
+    writeFileSync(join(dir, "agent-ca.crt"), pod.metadata?.annotations?.["bulwark.dev/operator-ca"] ?? "");
+    const settings: AgentSettings = {
+      configFile: undefined,
+      operatorUrl: distributionUrl,
+      tokenFile: join(dir, "agent.token"),
+      operatorCaFile: join(dir, "agent-ca.crt"),
+      pod: "web-1",
+      namespace: "shop",
+      adminPort: 0,
+      outboundPort: 0,
+      inboundPort: 0,
+      appPort: 8080,
+      stateDir: undefined,
+      listenAddress: "127.0.0.1",
+      stateMaxAgeMs: 600_000,
+    };
+    let sidecar: Agent | undefined = undefined;
+    const source = operatorSource(
+      settings,
+      () => sidecar?.runtime?.version,
+      () => undefined,
+    );
+    sidecar = new Agent({ settings, source, logWrite: () => undefined, reportIntervalMs: 200 });
+    await sidecar.start();
+    try {
+      await until("Ready=True (the agent acknowledged over TLS)", async () => {
+        const p = (await admin.get({ ...POLICIES, namespace: "shop", name: "web" })) as {
+          status?: { conditions?: { type: string; status: string }[] };
+        };
+        return p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") || undefined;
+      });
+    } finally {
+      await sidecar.stop(1000);
+    }
 
     // Rotation: a certificate due for renewal is reissued into the same Secret under the same CA.
     const before = operator.webhooks?.tls().certPem;

@@ -77,12 +77,14 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const { layout } = o;
   const p = paths(layout.stateDir);
   mkdirSync(layout.stateDir, { recursive: true });
-  const stale = cleanStale(p.pids);
+  const stale = await cleanStale(p.pids);
   if ("running" in stale)
     throw new DemoError(
       `another \`bulwark up\` is running (pid ${stale.running}) with --state-dir ${layout.stateDir}; ` +
         `stop it (Ctrl-C there, or kill ${stale.running}) or use another --state-dir`,
     );
+  if (stale.killed > 0)
+    process.stderr.write(`bulwark up: stopped ${stale.killed} agent(s) a previous run left behind\n`);
   rmSync(p.run, { recursive: true, force: true });
   for (const d of [p.logs, p.tokens]) mkdirSync(d, { recursive: true });
   await checkPorts(namedPorts(layout));

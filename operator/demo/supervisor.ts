@@ -46,7 +46,7 @@ function cmdline(pid: number): string {
  * Ends what a previous run left: refuses when that run's `bulwark up` still runs, kills its stray agents
  * (only processes whose command line still is a bulwark agent, so a reused pid is left alone).
  */
-export function cleanStale(pidFile: string): { killed: number } | { running: number } {
+export async function cleanStale(pidFile: string): Promise<{ killed: number } | { running: number }> {
   if (!existsSync(pidFile)) return { killed: 0 };
   let old: PidFile;
   try {
@@ -56,19 +56,22 @@ export function cleanStale(pidFile: string): { killed: number } | { running: num
   }
   if (old.upPid !== process.pid && alive(old.upPid) && / up( |$)/.test(cmdline(old.upPid)))
     return { running: old.upPid };
-  let killed = 0;
+  const killed: number[] = [];
   for (const c of old.children) {
     if (!alive(c.pid)) continue;
     const cmd = cmdline(c.pid);
     if (cmd !== "" && !/ agent /.test(cmd)) continue;
     try {
       process.kill(c.pid, "SIGKILL");
-      killed++;
+      killed.push(c.pid);
     } catch {
       /* gone meanwhile */
     }
   }
-  return { killed };
+  // Wait (briefly) until they are gone, so their ports are free for this run.
+  for (let i = 0; i < 30 && killed.some((pid) => alive(pid) && cmdline(pid) !== ""); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  return { killed: killed.length };
 }
 
 export class Supervisor {

@@ -24,6 +24,10 @@ export function controllerMetrics(m: OperatorMetrics): ControllerMetrics {
 }
 
 export function reconcilerMetrics(m: OperatorMetrics): PolicyReconcilerMetrics {
+  const breakerLabels = new Map<
+    string,
+    { namespace: string; policy: string; upstream: string; state: string }[]
+  >();
   const quotaLabels = new Map<string, { namespace: string; policy: string; pod: string; kind: string }[]>();
   return {
     policyPods(namespace, policy, counts) {
@@ -60,6 +64,25 @@ export function reconcilerMetrics(m: OperatorMetrics): PolicyReconcilerMetrics {
         if (s.r) m.quotaAllocated.set({ namespace, policy, pod, kind: "rate" }, s.rate);
       }
       quotaLabels.set(key, set);
+    },
+    breakers(namespace, policy, counts) {
+      const key = `${namespace}/${policy}`;
+      for (const labels of breakerLabels.get(key) ?? []) m.policyBreakers.remove(labels);
+      breakerLabels.delete(key);
+      if (!counts || counts.length === 0) return;
+      const set: { namespace: string; policy: string; upstream: string; state: string }[] = [];
+      for (const c of counts) {
+        for (const [state, value] of [
+          ["closed", c.closed],
+          ["open", c.open],
+          ["half_open", c.halfOpen],
+        ] as const) {
+          const labels = { namespace, policy, upstream: c.upstream, state };
+          m.policyBreakers.set(labels, value);
+          set.push(labels);
+        }
+      }
+      breakerLabels.set(key, set);
     },
     sheddingLevel(namespace, policy, level) {
       if (level === undefined) m.sheddingLevel.remove({ namespace, policy });

@@ -22,6 +22,7 @@ import { GROUP, PLURAL, VERSION } from "../api/resilience-policy.js";
 import { podInfoFromObject, podKey } from "../compiler/pod.js";
 import type { Clock } from "../controller/clock.js";
 import { systemClock } from "../controller/clock.js";
+import type { BreakerReport } from "../controller/breaker-summary.js";
 import type { PolicyObject } from "../controller/compiled-state.js";
 import { CompiledState } from "../controller/compiled-state.js";
 import { Controller } from "../controller/controller.js";
@@ -75,6 +76,10 @@ export type ManagedDistributor = ConfigDistributor & {
   stop?(): Promise<void> | void;
   /** Drops a deleted pod's state (the distribution server's `forget`). */
   forget?(pod: string): void;
+  /** A pod's latest agent report (breaker states for status.breakers). */
+  report?(pod: string): BreakerReport | undefined;
+  /** Called with each agent report as it arrives. */
+  onReport?(listener: (pod: string) => void): () => void;
 };
 
 export interface OperatorOptions {
@@ -256,9 +261,12 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
       }
     });
   }
-  const unsubscribe = distributor.onChange((pod) => {
+  const requeuePod = (pod: string) => {
     for (const key of state.policiesForPod(pod)) controller?.enqueue(key);
-  });
+  };
+  const unsubscribe = distributor.onChange(requeuePod);
+  // Reports move breaker counts; the status is rewritten only when a count changes.
+  const unsubscribeReports = distributor.onReport?.(requeuePod);
 
   const api = policyApi(client);
   const recorder = new EventRecorder<EventSubject & { readonly object: PolicyObject }>({
@@ -275,6 +283,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
     recorder,
     clock,
     canWrite: () => leading,
+    ...(distributor.report ? { reportOf: (pod: string) => distributor.report?.(pod) } : {}),
     metrics: reconcilerMetrics(metrics),
     ...(opts.withdrawalTimeoutMs === undefined ? {} : { withdrawalTimeoutMs: opts.withdrawalTimeoutMs }),
   });
@@ -403,6 +412,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
       leading = false;
       metrics.leader.set(0);
       unsubscribe();
+      unsubscribeReports?.();
       for (const s of sources) s.stop();
       await recorder.flush();
       await Promise.all(served.map((s) => s.close()));

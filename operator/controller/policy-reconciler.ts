@@ -16,10 +16,12 @@
  * happen only while `canWrite()` (the leader gate) holds; a replica that lost the lease fails the
  * reconcile instead of writing.
  */
-import type { Condition, ResiliencePolicyStatus } from "../api/status.js";
+import type { BreakerCounts, Condition, ResiliencePolicyStatus } from "../api/status.js";
 import type { QuotaShare } from "../compiler/policy-compiler.js";
 import type { ConfigDistributor } from "../distribution/config-distributor.js";
 import { statusCodeOf } from "../kube/types.js";
+import type { BreakerReport } from "./breaker-summary.js";
+import { summariseBreakers } from "./breaker-summary.js";
 import type { Clock } from "./clock.js";
 import { systemClock } from "./clock.js";
 import type { CompiledState, PolicyObject } from "./compiled-state.js";
@@ -48,6 +50,8 @@ export interface PolicyReconcilerMetrics {
   policyPods?(namespace: string, name: string, counts: PropagationSummary | undefined): void;
   /** A policy's quota shares; undefined when the policy is gone. */
   quotas?(namespace: string, name: string, quotas: readonly QuotaShare[] | undefined): void;
+  /** Pods per breaker state of each upstream; undefined when the policy is gone. */
+  breakers?(namespace: string, name: string, counts: readonly BreakerCounts[] | undefined): void;
   /** Tiers the policy's pods shed now (0 = none); undefined when the policy is gone. */
   sheddingLevel?(namespace: string, name: string, level: number | undefined): void;
   /** Policy change seen → last selected agent's ACK of the resulting config. */
@@ -61,6 +65,8 @@ export interface PolicyReconcilerOptions {
   distributor: ConfigDistributor;
   api: PolicyApi;
   recorder?: EventRecorder<EventSubject & { readonly object: PolicyObject }>;
+  /** A pod's latest agent report (breaker states), when the distributor keeps them. Defaults to none. */
+  reportOf?(pod: string): BreakerReport | undefined;
   /** The leader gate: false → no write is attempted. Defaults to always true. */
   canWrite?(): boolean;
   clock?: Clock;
@@ -162,6 +168,7 @@ export class PolicyReconciler {
     this.opts.metrics?.policyPods?.(namespace, policyName, undefined);
     this.opts.metrics?.quotas?.(namespace, policyName, undefined);
     this.opts.metrics?.sheddingLevel?.(namespace, policyName, undefined);
+    this.opts.metrics?.breakers?.(namespace, policyName, undefined);
   }
 
   // ---- status ----
@@ -216,8 +223,11 @@ export class PolicyReconciler {
           (pod) => distributor.propagation(pod),
         )
       : undefined;
+    const reportOf = this.opts.reportOf;
+    const breakers = result && reportOf ? summariseBreakers(key, result.selectedPods, reportOf) : undefined;
     const status = policyStatus({
       generation: obj.metadata?.generation ?? 0,
+      breakers,
       validation: state.validation(key),
       result,
       propagation,
@@ -255,6 +265,7 @@ export class PolicyReconciler {
     m?.policyPods?.(namespace, policyName, p);
     m?.quotas?.(namespace, policyName, this.opts.state.compiler.result(key)?.quotas ?? []);
     m?.sheddingLevel?.(namespace, policyName, status.sheddingLevel ?? 0);
+    m?.breakers?.(namespace, policyName, status.breakers ?? []);
     const version = status.configVersion;
     const changedAt = this.opts.state.takeChangedAt(key);
     if (version === undefined || !p) return;

@@ -19,7 +19,7 @@
 import type { PolicyResult } from "../compiler/policy-compiler.js";
 import type { Problem } from "../api/validate.js";
 import { formatProblem } from "../api/validate.js";
-import type { Condition, Quota, ResiliencePolicyStatus } from "../api/status.js";
+import type { BreakerCounts, Condition, Quota, ResiliencePolicyStatus } from "../api/status.js";
 import type { ConditionUpdate } from "./conditions.js";
 import { setConditions } from "./conditions.js";
 import type { PropagationSummary } from "./pod-propagation.js";
@@ -59,7 +59,9 @@ export interface PolicyStatusInput {
   readonly result: PolicyResult | undefined;
   /** Propagation over `result.selectedPods`; undefined when `result` is. */
   readonly propagation: PropagationSummary | undefined;
-  /** The status stored now: fields this module does not own (breakers, shedding) are kept. */
+  /** Breaker counts from the agents' reports; undefined keeps the stored ones (no report yet). */
+  readonly breakers?: readonly BreakerCounts[] | undefined;
+  /** The status stored now: fields this module does not own (shedding) are kept. */
   readonly previous: ResiliencePolicyStatus | undefined;
   readonly nowMs: number;
 }
@@ -91,6 +93,11 @@ export function policyStatus(input: PolicyStatusInput): ResiliencePolicyStatus {
     };
   } else {
     status.pods = { selected: 0, acked: 0, pending: 0, rejected: 0, summary: "0/0" };
+  }
+  if (input.breakers) {
+    if (input.breakers.length > 0) status.breakers = input.breakers.map((b) => ({ ...b }));
+    else delete status.breakers;
+    status.openBreakers = input.breakers.reduce((sum, b) => sum + b.open, 0);
   }
   const quotas = quotasOf(result);
   if (quotas.length > 0) status.quotas = quotas;

@@ -185,3 +185,26 @@ describe("withdrawalSettled", () => {
     expect(withdrawalSettled({ connected: false, desiredVersion: "e", ackedVersion: "old" })).toBe(true);
   });
 });
+
+describe("summariseBreakers", () => {
+  it("counts each upstream's breaker states over the selected pods, for this policy's rules only", async () => {
+    const { summariseBreakers } = await import("../../operator/controller/breaker-summary.js");
+    const reports = new Map([
+      [
+        "shop/a",
+        {
+          upstreams: [
+            { upstream: "payments", policy: "shop/p", breaker: "open" as const },
+            { upstream: "orders", policy: "shop/other", breaker: "open" as const },
+          ],
+        },
+      ],
+      ["shop/b", { upstreams: [{ upstream: "payments", policy: "shop/p", breaker: "closed" as const }] }],
+    ]);
+    const counts = summariseBreakers("shop/p", ["shop/a", "shop/b", "shop/c"], (pod) => reports.get(pod));
+    expect(counts).toEqual([{ upstream: "payments", closed: 1, halfOpen: 0, open: 1 }]);
+    expect(summariseBreakers("shop/p", ["shop/c"], () => undefined)).toBeUndefined();
+    const s = policyStatus(input({ breakers: counts }));
+    expect(s).toMatchObject({ openBreakers: 1, breakers: [{ upstream: "payments", open: 1 }] });
+  });
+});

@@ -162,6 +162,21 @@ describe("the operator with the real distribution server", () => {
     expect(cond(ready, "Propagated")?.message).toBe("1/1 pods acknowledged");
     expect(active).toBe(op.state.compiler.config(`${NS}/web-1`)?.version);
 
+    // The agent reports an open breaker: the status counts it (and openBreakers sums it).
+    source.report({
+      pod: { namespace: NS, name: "web-1" },
+      activeVersion: active,
+      appHealth: "healthy",
+      upstreams: [{ upstream: "payments", policy: `${NS}/web`, breaker: "open", inflight: 0, queued: 0 }],
+      inbound: undefined,
+      at: Date.now(),
+    });
+    const broken = await until("breaker counted", async () => {
+      const s = await status("web");
+      return s?.openBreakers === 1 ? s : undefined;
+    });
+    expect(broken.breakers).toEqual([{ upstream: "payments", closed: 0, halfOpen: 0, open: 1 }]);
+
     verdict.reject = "port 15001 already in use";
     await client.patch(
       { ...POLICIES, namespace: NS, name: "web" },

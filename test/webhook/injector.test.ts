@@ -3,6 +3,7 @@
 // the user's own env kept, and the validator's messages equal to the CLI's.
 import { X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
+import { format } from "prettier";
 import { describe, expect, it } from "vitest";
 import { formatProblem, validatePolicy } from "../../operator/api/validate.js";
 import { jsonPatch } from "../../operator/devcluster/patch.js";
@@ -45,8 +46,11 @@ describe("injectionPatch", () => {
   it.each([
     ["plain", plain],
     ["busy", busy],
-  ] as const)("%s pod: matches golden/%s.json", (name, pod) => {
-    const out = JSON.stringify(injectionPatch(pod, config, "namespace", CA), null, 2) + "\n";
+  ] as const)("%s pod: matches golden/%s.json", async (name, pod) => {
+    // formatted as prettier formats JSON, so `prettier --check .` passes on the golden files
+    const out = await format(JSON.stringify(injectionPatch(pod, config, "namespace", CA)), {
+      parser: "json",
+    });
     const path = `${GOLDEN}${name}.json`;
     if (process.env.UPDATE_GOLDEN) writeFileSync(path, out);
     expect(out).toBe(readFileSync(path, "utf8"));

@@ -11,7 +11,7 @@
 // request body that may be replayed is buffered (up to maxReplayBodyBytes). Upstreams without a rule pass
 // through untouched apart from hop-by-hop headers.
 //
-// Shadow mode: every decision is taken and counted in bulwark_agent_shadow_decisions_total, but nothing is
+// Shadow mode: every decision is taken and counted in bulwark_shadow_decisions_total, but nothing is
 // rejected, queued, retried, delayed, faulted or replaced by a fallback because of it.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import net, { type Socket } from "node:net";

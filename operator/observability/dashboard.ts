@@ -431,6 +431,19 @@ function protection(): Row {
     )
     .withPanel(
       ts(
+        "Shadow-mode decisions",
+        "Decisions shadow-mode rules took but did not enforce, per second: what the policy would do in enforce mode.",
+        "reqps",
+        [
+          q(
+            rateOf("shadowDecisions", bulkhead, ["namespace", "policy", "upstream", "decision"]),
+            "{{policy}} → {{upstream}}: would {{decision}}",
+          ),
+        ],
+      ),
+    )
+    .withPanel(
+      ts(
         "Adaptive concurrency limit",
         "Each agent's adaptive inbound concurrency limit now: it falls when the app's latency rises.",
         "short",

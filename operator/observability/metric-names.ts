@@ -96,6 +96,13 @@ export const METRICS = define({
     help: "Inbound requests shed, by priority tier and reason (adaptive limit, operator shedding level, deadline).",
     source: "agent",
   },
+  shadowDecisions: {
+    name: "bulwark_shadow_decisions_total",
+    type: "counter",
+    labels: ["policy", "upstream", "decision"],
+    help: "Decisions a shadow-mode rule took but did not enforce (would have rejected, queued, retried, shed, faulted or served a fallback); upstream is the rule's name or inbound.",
+    source: "agent",
+  },
   concurrencyLimit: {
     name: "bulwark_concurrency_limit",
     type: "gauge",

@@ -367,7 +367,7 @@ describe("outbound proxy: rate limit, faults, shadow mode, deadlines", () => {
     const metrics = (await send(agent.agent.ports.admin, { path: "/metrics" })).body;
     for (const d of ["rate-limited", "circuit-open", "retry", "fault-abort", "fallback-static"]) {
       expect(metrics).toMatch(
-        new RegExp(`bulwark_agent_shadow_decisions_total\\{[^}]*decision="${d}"\\} [1-9]`),
+        new RegExp(`bulwark_shadow_decisions_total\\{[^}]*decision="${d}"\\} [1-9]`),
       );
     }
     expect(metrics).not.toMatch(/bulwark_rate_limited_total\{[^}]*\} [1-9]/);

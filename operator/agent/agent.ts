@@ -15,6 +15,7 @@ import { createOutboundServer } from "./outbound-proxy.js";
 import { RecoveryLog } from "./recovery-log.js";
 import { breakerKey, compileRuntime, type Runtime } from "./runtime.js";
 import type { AgentSettings } from "./settings.js";
+import { TcpProxy } from "./tcp-proxy.js";
 import { StateStore, type PersistedBreaker, type PersistedState } from "./state-store.js";
 import { DeadlineQueue } from "./timers.js";
 import { UpstreamClient } from "./upstream-client.js";
@@ -31,6 +32,8 @@ export interface AgentOptions {
   readonly reportIntervalMs?: number;
   /** Listen host for all three listeners, overriding the settings (tests use 127.0.0.1). */
   readonly host?: string;
+  /** How long connections of a tcp listener that left the config may run on, ms. Default 30000. */
+  readonly tcpDrainGraceMs?: number;
 }
 
 export interface AgentPorts {
@@ -53,6 +56,8 @@ export class Agent {
   private readonly store: StateStore | undefined;
   private readonly inboundLoad: InboundLoad = { inflight: 0, shed: 0 };
   private readonly servers: { admin: http.Server; outbound: http.Server; inbound: http.Server };
+  /** The tcp rules' listeners (127.0.0.1:<listenPort> each). */
+  readonly tcp: TcpProxy;
   private current: Runtime | undefined;
   private lastError:
     | { at: string; origin: string; version: string | undefined; problems: readonly ConfigProblem[] }
@@ -69,17 +74,26 @@ export class Agent {
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.metrics = createMetrics("agent");
-    this.shadowDecisions = new Counter({
-      name: "bulwark_agent_shadow_decisions_total",
-      help: "Decisions a shadow-mode rule took but did not enforce (would have rejected, queued, retried, shed, faulted or served a fallback).",
-      labelNames: ["policy", "upstream", "decision"],
-      registers: [this.metrics.registry],
-    });
+    this.shadowDecisions = this.metrics.shadowDecisions;
     this.log = new RecoveryLog({
       ...(options.logWrite ? { write: options.logWrite } : {}),
       base: { pod: this.settings.pod, namespace: this.settings.namespace },
     });
     this.client = new UpstreamClient(this.timers);
+    this.tcp = new TcpProxy({
+      timers: this.timers,
+      clock: this.clock,
+      random: this.random,
+      log: this.log,
+      shadowDecisions: this.shadowDecisions,
+      bytes: new Counter({
+        name: "bulwark_agent_tcp_bytes_total",
+        help: "Bytes through tcp rules' connections, by direction: sent (app to upstream) and received (upstream to app).",
+        labelNames: ["upstream", "direction"],
+        registers: [this.metrics.registry],
+      }),
+      ...(options.tcpDrainGraceMs === undefined ? {} : { drainGraceMs: options.tcpDrainGraceMs }),
+    });
     this.health = new HealthChecker(this.log);
     this.store = this.settings.stateDir
       ? new StateStore(this.settings.stateDir, { maxAgeMs: this.settings.stateMaxAgeMs })
@@ -168,7 +182,12 @@ export class Agent {
         });
         server.closeIdleConnections();
       });
-    await Promise.all([close(this.servers.outbound), close(this.servers.inbound), close(this.servers.admin)]);
+    await Promise.all([
+      close(this.servers.outbound),
+      close(this.servers.inbound),
+      close(this.servers.admin),
+      this.tcp.stop(graceMs),
+    ]);
     this.client.close();
     this.timers.close();
     await this.persist();
@@ -229,6 +248,7 @@ export class Agent {
     const rt = compiled.runtime;
     this.current = rt;
     this.lastError = undefined;
+    this.tcp.sync(rt.tcp);
     this.restoreBreakers(rt);
     this.health.configure(
       config.inbound?.healthCheck
@@ -240,15 +260,9 @@ export class Agent {
       previousVersion: prev?.version,
       origin: candidate.origin,
       upstreams: rt.upstreams.map((u) => u.name),
+      ...(rt.tcp.length > 0 ? { tcpUpstreams: rt.tcp.map((t) => `${t.name}@${t.listenPort}`) } : {}),
       inbound: config.inbound !== undefined,
     });
-    if (rt.tcpIgnored.length > 0) {
-      this.log.emit("config-applied", {
-        version: config.version,
-        note: "tcp upstreams are accepted but not enforced yet (later issue); their traffic is not intercepted",
-        tcpUpstreams: rt.tcpIgnored,
-      });
-    }
     const oldLevel = prev?.config.inbound?.loadShedding?.level ?? 0;
     const newLevel = config.inbound?.loadShedding?.level ?? 0;
     if (oldLevel !== newLevel) {
@@ -407,7 +421,35 @@ export class Agent {
           cacheEntries: u.cache?.size,
         };
       }),
-      tcpUpstreamsNotEnforced: rt?.tcpIgnored ?? [],
+      tcpUpstreams: (rt?.tcp ?? []).map((t) => {
+        const st = t.breaker?.breaker.state;
+        return {
+          name: t.name,
+          policy: t.policy,
+          mode: t.shadow ? "shadow" : "enforce",
+          listen: `127.0.0.1:${t.listenPort}`,
+          authority: `${t.host}:${t.port}`,
+          fallback: t.fallback ? `${t.fallback.host}:${t.fallback.port}` : undefined,
+          breaker: st
+            ? {
+                state: st.kind,
+                ...(st.kind === "open"
+                  ? { openForMs: Math.max(0, Math.round(st.until - now)), trips: st.trips }
+                  : {}),
+                consecutiveFailures: t.breaker!.breaker.consecutiveFailures,
+              }
+            : undefined,
+          bulkhead: t.bulkhead
+            ? {
+                inflight: t.bulkhead.inflight,
+                queued: t.bulkhead.queued,
+                maxConcurrent: t.bulkhead.maxConcurrent,
+              }
+            : undefined,
+          ...this.tcp.status(t.name),
+        };
+      }),
+      tcpConnectionsDraining: this.tcp.drainingCount,
       inbound: {
         appPort: rt?.inbound.appPort ?? this.settings.appPort,
         mode: rt?.inbound.shadow ? "shadow" : "enforce",

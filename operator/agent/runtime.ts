@@ -33,6 +33,7 @@ import { retryPolicy, type RetryPolicy } from "../resilience/retry.js";
 import { TokenBucket } from "../resilience/token-bucket.js";
 import type { RecoveryLog } from "./recovery-log.js";
 import { ResponseCache } from "./response-cache.js";
+import { tcpBreakerKey, TcpUpstreamRuntime } from "./tcp-rule.js";
 
 /** What the runtime needs from the agent. */
 export interface RuntimeDeps {
@@ -280,6 +281,9 @@ interface Carried {
   budgets: Map<string, { windowMs: number; budget: RetryBudget }>;
   caches: Map<string, { key: string; cache: ResponseCache }>;
   inboundLimit: { key: string; limit: AdaptiveLimit } | undefined;
+  /** The tcp rules' breakers and connection bulkheads, by rule name. */
+  tcpBreakers: Map<string, BreakerCell>;
+  tcpBulkheads: Map<string, Bulkhead>;
 }
 
 export class Runtime {
@@ -290,7 +294,7 @@ export class Runtime {
     readonly origin: string,
     readonly upstreams: readonly UpstreamRuntime[],
     readonly inbound: InboundRuntime,
-    readonly tcpIgnored: readonly string[],
+    readonly tcp: readonly TcpUpstreamRuntime[],
     readonly carried: Carried,
     namespace: string | undefined,
     /** Wall-clock time the runtime was applied (epoch ms). */
@@ -319,6 +323,12 @@ export class Runtime {
       if (u.bulkhead) {
         metrics.bulkheadInflight.set({ policy: u.policy, upstream: u.name }, u.bulkhead.inflight);
         metrics.bulkheadQueued.set({ policy: u.policy, upstream: u.name }, u.bulkhead.queued);
+      }
+    }
+    for (const t of this.tcp) {
+      if (t.bulkhead) {
+        metrics.bulkheadInflight.set({ policy: t.policy, upstream: t.name }, t.bulkhead.inflight);
+        metrics.bulkheadQueued.set({ policy: t.policy, upstream: t.name }, t.bulkhead.queued);
       }
     }
     const ib = this.inbound;
@@ -389,6 +399,8 @@ export function compileRuntime(
     budgets: new Map(),
     caches: new Map(),
     inboundLimit: undefined,
+    tcpBreakers: new Map(),
+    tcpBulkheads: new Map(),
   };
   const now = deps.clock.now();
   const next: Carried = {
@@ -398,15 +410,50 @@ export function compileRuntime(
     budgets: new Map(),
     caches: new Map(),
     inboundLimit: undefined,
+    tcpBreakers: new Map(),
+    tcpBulkheads: new Map(),
   };
   // Reconfigurations of carried objects, applied only once the whole config compiled.
   const commits: (() => void)[] = [];
   const upstreams: UpstreamRuntime[] = [];
-  const tcpIgnored: string[] = [];
+  const tcp: TcpUpstreamRuntime[] = [];
 
   config.upstreams.forEach((u, i) => {
     if (u.protocol === "tcp") {
-      tcpIgnored.push(u.name);
+      try {
+        let breaker: BreakerCell | undefined;
+        if (u.circuitBreaker) {
+          const key = tcpBreakerKey(u);
+          const old = prev.tcpBreakers.get(u.name);
+          breaker =
+            old && old.key === key
+              ? old
+              : new BreakerCell(key, u.name, u.policy, breakerOptions(u.circuitBreaker), deps);
+          next.tcpBreakers.set(u.name, breaker);
+        }
+        let bulkhead: Bulkhead | undefined;
+        if (u.bulkhead) {
+          const b = u.bulkhead;
+          const old = prev.tcpBulkheads.get(u.name);
+          if (old) {
+            bulkhead = old;
+            commits.push(() => {
+              old.setQueue(b.maxQueue, b.queueTimeoutMs);
+              old.setLimit(b.maxConcurrent, performance.now());
+            });
+          } else {
+            bulkhead = new Bulkhead({
+              maxConcurrent: b.maxConcurrent,
+              maxQueue: b.maxQueue,
+              queueTimeoutMs: b.queueTimeoutMs,
+            });
+          }
+          next.tcpBulkheads.set(u.name, bulkhead);
+        }
+        tcp.push(new TcpUpstreamRuntime(u, breaker, bulkhead, deps.metrics));
+      } catch (err) {
+        problems.push({ path: `upstreams[${i}]`, message: (err as Error).message });
+      }
       return;
     }
     try {
@@ -577,15 +624,16 @@ export function compileRuntime(
   }
 
   // Gauge series are shared by cells with equal labels: remove a series only when no cell in force keeps it.
-  const prevLabels = new Set([...prev.breakers.values()].map((c) => c.labelKey));
+  const cells = (c: Carried) => [...c.breakers.values(), ...c.tcpBreakers.values()];
+  const prevLabels = new Set(cells(prev).map((c) => c.labelKey));
   if (problems.length > 0) {
-    for (const cell of next.breakers.values()) if (!prevLabels.has(cell.labelKey)) cell.dispose();
+    for (const cell of cells(next)) if (!prevLabels.has(cell.labelKey)) cell.dispose();
     return { ok: false, problems };
   }
   for (const c of commits) c();
-  const nextLabels = new Set([...next.breakers.values()].map((c) => c.labelKey));
-  for (const cell of prev.breakers.values()) if (!nextLabels.has(cell.labelKey)) cell.dispose();
-  for (const cell of next.breakers.values()) cell.activate();
+  const nextLabels = new Set(cells(next).map((c) => c.labelKey));
+  for (const cell of cells(prev)) if (!nextLabels.has(cell.labelKey)) cell.dispose();
+  for (const cell of cells(next)) cell.activate();
   // Gauges of upstreams (or bulkheads) that left the config.
   for (const [name] of prev.bulkheads) {
     if (!next.bulkheads.has(name)) {
@@ -598,8 +646,15 @@ export function compileRuntime(
       deps.metrics.bulkheadQueued.remove({ policy, upstream });
     }
   }
+  for (const [name] of prev.tcpBulkheads) {
+    if (!next.tcpBulkheads.has(name)) {
+      const policy = previous?.tcp.find((t) => t.name === name)?.policy ?? "";
+      deps.metrics.bulkheadInflight.remove({ policy, upstream: name });
+      deps.metrics.bulkheadQueued.remove({ policy, upstream: name });
+    }
+  }
   return {
     ok: true,
-    runtime: new Runtime(config, origin, upstreams, inbound, tcpIgnored, next, deps.namespace, Date.now()),
+    runtime: new Runtime(config, origin, upstreams, inbound, tcp, next, deps.namespace, Date.now()),
   };
 }

@@ -145,6 +145,8 @@ export const tcpUpstreamConfigSchema = z.strictObject({
       upstream: z.strictObject({ host: hostName, port }),
     })
     .optional(),
+  /** A TCP connect probe of the upstream every intervalMs while its breaker is open: success moves it to half-open early. */
+  healthProbe: z.strictObject({ intervalMs: positiveMs }).optional(),
 });
 
 export const upstreamConfigSchema = z.discriminatedUnion("protocol", [

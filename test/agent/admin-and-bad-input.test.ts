@@ -73,7 +73,7 @@ describe("admin server", () => {
     expect((await send(admin, { path: "/nope" })).status).toBe(404);
   });
 
-  it("accepts tcp upstreams without enforcing them yet, says so, and reports status to its source", async () => {
+  it("accepts tcp upstreams, lists them, and reports status to its source", async () => {
     const { Agent } = await import("../../operator/agent/agent.js");
     const { MemorySource } = await import("./harness.js");
     const source = new MemorySource(
@@ -114,11 +114,11 @@ describe("admin server", () => {
     await a.start();
     try {
       expect(source.verdicts[0]).toMatchObject({ accepted: true, version: "v1" });
-      expect(lines.some((l) => Array.isArray(l.tcpUpstreams) && l.tcpUpstreams.includes("orders-db"))).toBe(
-        true,
-      );
+      expect(
+        lines.some((l) => Array.isArray(l.tcpUpstreams) && l.tcpUpstreams.includes("orders-db@15432")),
+      ).toBe(true);
       const status = JSON.parse((await send(a.ports.admin, { path: "/status" })).body);
-      expect(status.tcpUpstreamsNotEnforced).toEqual(["orders-db"]);
+      expect(status.tcpUpstreams.map((t: { name: string }) => t.name)).toEqual(["orders-db"]);
       await new Promise((r) => setTimeout(r, 40));
       expect(source.reports.length).toBeGreaterThan(0);
       expect(source.reports.at(-1)).toMatchObject({

@@ -95,7 +95,8 @@ export const command: Command = {
         faultScale,
         rps: int("rps", values.rps, 1, 500),
         durationMs,
-        view: values.json ? "json" : process.stdout.isTTY ? "tty" : "plain",
+        // The live view needs a terminal that reports its size (log-update fits the frame to it).
+        view: values.json ? "json" : process.stdout.isTTY && (process.stdout.rows ?? 0) > 0 ? "tty" : "plain",
         untilStopped: stopped,
       });
     } catch (err) {

@@ -417,6 +417,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
       await recorder.flush();
       await Promise.all(served.map((s) => s.close()));
       await distributor.stop?.();
+      client.close(); // kept API connections
       await webhooks?.stop();
       resolveDone({ reason: "stopped" });
     })();

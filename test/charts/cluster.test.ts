@@ -249,6 +249,23 @@ describe("the operator under exactly the chart's ServiceAccount", () => {
       spec: { containers: [{ name: "job", image: "shop/batch:1" }] },
     } as KubeObject)) as KubeObject & { spec: { initContainers?: unknown[] } };
     expect(optOut.spec.initContainers).toBeUndefined();
+    // Elsewhere, only pods annotated bulwark.dev/inject: "true" (the object webhook, failurePolicy Ignore).
+    await admin.create({ version: "v1", plural: "namespaces" }, {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: "batch" },
+    } as KubeObject);
+    const mkPod = async (name: string, annotations: Record<string, string>) =>
+      (await admin.create({ ...PODS, namespace: "batch" }, {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name, namespace: "batch", annotations },
+        spec: { containers: [{ name: "job", image: "batch:1" }] },
+      } as KubeObject)) as KubeObject & { spec: { initContainers?: { name: string }[] } };
+    expect((await mkPod("opted-in", { "bulwark.dev/inject": "true" })).spec.initContainers?.[0]?.name).toBe(
+      "bulwark-agent",
+    );
+    expect((await mkPod("plain", {})).spec.initContainers).toBeUndefined();
 
     // A policy reconciled to Accepted by the SA-identified operator.
     await admin.create({ ...POLICIES, namespace: "shop" }, {

@@ -2,9 +2,9 @@
 // entry points), the demo apps and services, the Pods with bound tokens, the policies, one `bulwark agent`
 // child process per pod, the traffic driver, the fault script and the live view. Everything it starts is
 // stopped on SIGINT/SIGTERM (or after --duration), in reverse order.
-import { createWriteStream, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, createWriteStream, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { stringify } from "yaml";
 import { buildCrd } from "../api/crd.js";
 import { startOperator, type RunningOperator } from "../app/operator.js";
@@ -64,6 +64,20 @@ function podNetworkPreload(): string {
   return new URL(self.endsWith(".ts") ? "./pod-network.ts" : "./pod-network.js", self).href;
 }
 
+/** The first executable `name` on PATH, if any. */
+function findOnPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    const file = join(dir, name);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
 /** Every tier got answers, at least 95% of them plain successes, and every breaker is closed. */
 function isSteady(s: Snapshot): boolean {
   const tiers = Object.values(s.traffic.window);
@@ -87,7 +101,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     process.stderr.write(`bulwark up: stopped ${stale.killed} agent(s) a previous run left behind\n`);
   rmSync(p.run, { recursive: true, force: true });
   for (const d of [p.logs, p.tokens]) mkdirSync(d, { recursive: true });
-  await checkPorts(namedPorts(layout));
+  const prometheusBin = layout.prometheusPort !== 0 ? findOnPath("prometheus") : undefined;
+  await checkPorts(namedPorts(layout).filter((x) => prometheusBin || x.flag !== "--prometheus-port"));
 
   const view = await createView(o.view);
   const stack: { name: string; stop: () => Promise<void> | void }[] = [];
@@ -214,7 +229,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     // 4. One agent per pod, a real child process.
     status(`starting ${layout.pods.length} agents`);
     const supervisor = new Supervisor(p.pids, (name, code, signal) => {
-      if (!stopping) note(`agent ${name} exited (${signal ?? `code ${code}`}); see ${p.logs}/${name}.log`);
+      if (!stopping) note(`${name} exited (${signal ?? `code ${code}`}); see ${p.logs}/${name}.log`);
     });
     stack.push({ name: "agents", stop: () => supervisor.stopAll() });
     const preload = podNetworkPreload();
@@ -288,6 +303,22 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       }
     };
     writeFileSync(p.prometheus, prometheusConfig(layout, metricsPort));
+    let prometheusLine = `prometheus --config.file=${p.prometheus}   (not on PATH; the config is ready)`;
+    if (prometheusBin) {
+      supervisor.start({
+        name: "prometheus",
+        command: prometheusBin,
+        logFile: join(p.logs, "prometheus.log"),
+        args: [
+          `--config.file=${p.prometheus}`,
+          `--storage.tsdb.path=${p.prometheusData}`,
+          `--web.listen-address=127.0.0.1:${layout.prometheusPort}`,
+        ],
+      });
+      prometheusLine = `http://127.0.0.1:${layout.prometheusPort}  (started: scrapes the operator and every agent; config ${p.prometheus})`;
+    } else if (layout.prometheusPort === 0) {
+      prometheusLine = `prometheus --config.file=${p.prometheus}`;
+    }
     const kubectl = `kubectl --kubeconfig ${p.kubeconfig}`;
     view.banner([
       `Bulwark is up: dev cluster ${cluster.url}, operator, ${layout.pods.length} demo pods each with a bulwark agent, ${o.rps} req/s to checkout.`,
@@ -296,7 +327,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       `  ${kubectl} get pods -n ${NAMESPACE}`,
       `  operator metrics  ${operator.metricsUrl ?? "-"}`,
       `  agent metrics     http://127.0.0.1:${layout.pods[0]?.adminPort}/metrics … http://127.0.0.1:${layout.pods.at(-1)?.adminPort}/metrics (also /status, /config)`,
-      `  Prometheus        prometheus --config.file=${p.prometheus}`,
+      `  Prometheus        ${prometheusLine}`,
       `  logs              ${p.logs}/   policies applied: ${p.policies}`,
     ]);
 

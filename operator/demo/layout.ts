@@ -25,6 +25,8 @@ export interface Layout {
   readonly metricsPort: number;
   readonly healthPort: number;
   readonly distributionPort: number;
+  /** Prometheus, started when the binary is on PATH; 0: never. */
+  readonly prometheusPort: number;
   /** Each service's "ClusterIP" (a round-robin forwarder to its ready pods' inbound ports). */
   readonly servicePorts: Readonly<Record<ServiceName, number>>;
   readonly pods: readonly PodLayout[];
@@ -36,6 +38,7 @@ export interface LayoutOptions {
   metricsPort: number;
   healthPort: number;
   distributionPort: number;
+  prometheusPort: number;
   portBase: number;
   /** checkout pods; payments and inventory have 2 each. */
   pods: number;
@@ -69,6 +72,7 @@ export function planLayout(o: LayoutOptions): Layout {
     metricsPort: o.metricsPort,
     healthPort: o.healthPort,
     distributionPort: o.distributionPort,
+    prometheusPort: o.prometheusPort,
     servicePorts: { checkout: o.portBase, payments: o.portBase + 1, inventory: o.portBase + 2 },
     pods,
   };
@@ -81,6 +85,7 @@ export function namedPorts(l: Layout): { port: number; name: string; flag: strin
     { port: l.metricsPort, name: "operator metrics", flag: "--metrics-port" },
     { port: l.healthPort, name: "operator health", flag: "--health-port" },
     { port: l.distributionPort, name: "operator distribution", flag: "--distribution-port" },
+    { port: l.prometheusPort, name: "Prometheus", flag: "--prometheus-port" },
   ];
   for (const s of Object.keys(l.servicePorts) as ServiceName[])
     out.push({ port: l.servicePorts[s], name: `${s} service`, flag: "--port-base" });
@@ -103,4 +108,5 @@ export const paths = (stateDir: string) => ({
   tokens: join(stateDir, "demo", "tokens"),
   agentState: (pod: string) => join(stateDir, "demo", "agents", pod),
   policies: join(stateDir, "demo", "policies.yaml"),
+  prometheusData: join(stateDir, "demo", "prometheus"),
 });

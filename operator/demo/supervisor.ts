@@ -8,6 +8,8 @@ import { join } from "node:path";
 
 export interface ChildSpec {
   readonly name: string;
+  /** An executable to run; default: node with this process's loader flags (`bulwark` subcommands). */
+  readonly command?: string;
   readonly args: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
   readonly logFile: string;
@@ -44,7 +46,7 @@ function cmdline(pid: number): string {
 
 /**
  * Ends what a previous run left: refuses when that run's `bulwark up` still runs, kills its stray agents
- * (only processes whose command line still is a bulwark agent, so a reused pid is left alone).
+ * and Prometheus (only processes whose command line still is one, so a reused pid is left alone).
  */
 export async function cleanStale(pidFile: string): Promise<{ killed: number } | { running: number }> {
   if (!existsSync(pidFile)) return { killed: 0 };
@@ -60,7 +62,7 @@ export async function cleanStale(pidFile: string): Promise<{ killed: number } | 
   for (const c of old.children) {
     if (!alive(c.pid)) continue;
     const cmd = cmdline(c.pid);
-    if (cmd !== "" && !/ agent /.test(cmd)) continue;
+    if (cmd !== "" && !/ agent |prometheus/.test(cmd)) continue;
     try {
       process.kill(c.pid, "SIGKILL");
       killed.push(c.pid);
@@ -90,7 +92,10 @@ export class Supervisor {
     const entry = process.argv[1];
     if (!entry) throw new Error("cannot tell which script runs bulwark (process.argv[1] is empty)");
     const fd = openSync(spec.logFile, "a");
-    const proc = spawn(process.execPath, [...process.execArgv, ...spec.args], {
+    const [command, args] = spec.command
+      ? [spec.command, [...spec.args]]
+      : [process.execPath, [...process.execArgv, ...spec.args]];
+    const proc = spawn(command, args, {
       stdio: ["ignore", fd, fd],
       // Its own process group: a Ctrl-C reaches only `bulwark up`, which then stops the agents in order.
       detached: true,

@@ -72,6 +72,8 @@ beforeAll(async () => {
       "0",
       "--distribution-port",
       "0",
+      "--prometheus-port",
+      "0",
     ],
     { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
   );

@@ -26,6 +26,8 @@ Flags:
   --metrics-port N         operator /metrics (default 9464; 0 = any)
   --health-port N          operator /healthz, /readyz (default 8081; 0 = any)
   --distribution-port N    operator config distribution (default 15010; 0 = any)
+  --prometheus-port N      Prometheus, started when the prometheus binary is on PATH (default 9090;
+                           0 = do not start it); the scrape config is written either way
   --port-base N            demo services at N..N+2, pod i's agent admin/outbound/inbound and app at
                            N+10+10·i .. +3 (default 20000)
   -h, --help               show this help`;
@@ -52,6 +54,7 @@ export const command: Command = {
       "metrics-port": { type: "string", default: "9464" },
       "health-port": { type: "string", default: "8081" },
       "distribution-port": { type: "string", default: "15010" },
+      "prometheus-port": { type: "string", default: "9090" },
       "port-base": { type: "string", default: "20000" },
       help: { type: "boolean", short: "h", default: false },
     });
@@ -84,6 +87,7 @@ export const command: Command = {
       metricsPort: int("metrics-port", values["metrics-port"], 0, 65_535),
       healthPort: int("health-port", values["health-port"], 0, 65_535),
       distributionPort: int("distribution-port", values["distribution-port"], 0, 65_535),
+      prometheusPort: int("prometheus-port", values["prometheus-port"], 0, 65_535),
       portBase,
       pods,
     });

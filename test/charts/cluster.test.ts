@@ -115,6 +115,22 @@ describe("the rendered chart on the dev cluster", () => {
     expect(dry.status, dry.stderr).toBe(0);
   });
 
+  it("helm install, upgrade and uninstall work against the cluster (another release, another namespace)", async () => {
+    const helm = (...args: string[]) => runAsync(HELM, [...args, "--kubeconfig", adminKubeconfig, "-n", "demo-system"]);
+    const install = await helm("install", "demo", CHART_DIR, "--create-namespace");
+    expect(install.status, install.stderr).toBe(0);
+    expect(install.stdout).toContain("kubectl label namespace <ns> bulwark.dev/inject=enabled"); // NOTES.txt
+    const upgrade = await helm("upgrade", "demo", CHART_DIR, "--set", "replicaCount=3");
+    expect(upgrade.status, upgrade.stderr).toBe(0);
+    const dep = (await admin.get({ group: "apps", version: "v1", plural: "deployments", namespace: "demo-system", name: "demo-bulwark" })) as { spec: { replicas: number } };
+    expect(dep.spec.replicas).toBe(3);
+    const uninstall = await helm("uninstall", "demo", "--wait=false");
+    // The chart's objects go; only helm's own purge of its release Secret may fail here, because helm sends
+    // that DeleteOptions as protobuf, which the dev cluster does not decode for Secrets' deletes (its limit).
+    if (uninstall.status !== 0) expect(uninstall.stderr).toMatch(/Failed to purge the release: .*protobuf/);
+    expect(await admin.get({ group: "admissionregistration.k8s.io", version: "v1", plural: "mutatingwebhookconfigurations", name: "demo-bulwark-sidecar-injector" })).toBeUndefined();
+  });
+
   it("helm install against the cluster rejects a bad value through the schema", async () => {
     const r = await runAsync(HELM, ["install", "x", CHART_DIR, "--kubeconfig", adminKubeconfig, "-n", NAMESPACE, "--set", "replicaCount=0"]);
     expect(r.status).not.toBe(0);

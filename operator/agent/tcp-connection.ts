@@ -213,6 +213,8 @@ export class TcpConnection {
     }
     up.on("error", () => {
       if (!sawByte) this.report("failure");
+      // The upstream reset (or failed): the app sees a reset too, not a clean end it could take for EOF.
+      if (!client.destroyed) client.resetAndDestroy();
       up.destroy();
     });
     up.once("end", () => {
@@ -265,11 +267,12 @@ export class TcpConnection {
     this.graceTimer = this.deps.timers.after(graceMs, () => this.destroy());
   }
 
-  /** Cuts the connection now. */
+  /** Cuts the connection now, with a reset both ways (so neither side mistakes the cut for an end of stream). */
   destroy(): void {
     this.cancelWait?.();
-    this.upstream?.destroy();
-    this.client.destroy();
+    for (const s of [this.upstream, this.client]) {
+      if (s && !s.destroyed) s.resetAndDestroy();
+    }
   }
 
   private done = false;

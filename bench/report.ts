@@ -115,7 +115,123 @@ function devClusterRows(data: unknown): Row[] {
   }));
 }
 
+interface DataPlane {
+  peers: { haproxy: boolean; nginx: boolean };
+  summary: Record<string, { cpuUsPerReq: number; rps: number; p99ms: number; idleRssMb?: number }>;
+}
+
+function dataPlaneRows(data: unknown): Row[] {
+  const d = data as DataPlane;
+  const bare = d.summary["bare node server"];
+  const out: Row[] = [];
+  for (const sut of ["agent, passthrough", "agent, full rule set"]) {
+    const s = d.summary[sut];
+    if (!s) continue;
+    out.push({
+      figure: `${sut}: CPU per request`,
+      value: `${fmt(s.cpuUsPerReq)} µs`,
+      ...(bare
+        ? {
+            peer: `bare Node server ${fmt(bare.cpuUsPerReq)} µs`,
+            ratio: ratio(s.cpuUsPerReq, bare.cpuUsPerReq),
+          }
+        : {}),
+      ...(sut.includes("full") && bare
+        ? { aim: "≤ 2× the bare Node server", met: s.cpuUsPerReq <= 2 * bare.cpuUsPerReq }
+        : {}),
+    });
+    for (const peer of ["haproxy", "nginx", "plain node proxy"]) {
+      const p = d.summary[peer];
+      if (p)
+        out.push({
+          figure: `${sut}: CPU per request vs ${peer}`,
+          value: `${fmt(s.cpuUsPerReq)} µs`,
+          peer: `${peer} ${fmt(p.cpuUsPerReq)} µs`,
+          ratio: ratio(s.cpuUsPerReq, p.cpuUsPerReq),
+        });
+    }
+    out.push({
+      figure: `${sut}: closed-loop p99 latency`,
+      value: `${fmt(s.p99ms, 2)} ms`,
+      ...(bare ? { peer: `bare Node server ${fmt(bare.p99ms, 2)} ms` } : {}),
+    });
+    if (s.idleRssMb !== undefined) {
+      out.push({
+        figure: `${sut}: RSS idle`,
+        value: `${fmt(s.idleRssMb)} MB`,
+        aim: "< 60 MB",
+        met: s.idleRssMb < 60,
+      });
+    }
+  }
+  if (!d.peers.haproxy || !d.peers.nginx)
+    out.push({ figure: "peers missing in this run", value: JSON.stringify(d.peers) });
+  return out;
+}
+
+interface DistributionSize {
+  agents: number;
+  propagation: { p50Ms: number; p99Ms: number; pushesPerAgentPerChange: number };
+  floorMs: { median: number };
+  aimP99Ms: number;
+  memory: { heapPlusExternalBytesPerAgent: number; aimBytesPerAgent: number };
+}
+
+function distributionRows(data: unknown): Row[] {
+  const d = data as { results: DistributionSize[] };
+  return d.results.flatMap((r) => [
+    {
+      figure: `propagation of one change to ${fmt(r.agents)} simulated agents, p50 / p99`,
+      value: `${fmt(r.propagation.p50Ms)} / ${fmt(r.propagation.p99Ms)} ms`,
+      peer: `raw fan-out floor ${fmt(r.floorMs.median)} ms`,
+      ratio: ratio(r.propagation.p99Ms, r.floorMs.median),
+      aim: `p99 ≤ debounce + 3× floor (${fmt(r.aimP99Ms)} ms)`,
+      met: r.propagation.p99Ms <= r.aimP99Ms,
+    },
+    {
+      figure: `operator memory per agent (${fmt(r.agents)} agents)`,
+      value: `${fmt(r.memory.heapPlusExternalBytesPerAgent / 1024, 1)} KiB`,
+      aim: `≤ ${fmt(r.memory.aimBytesPerAgent / 1024)} KiB`,
+      met: r.memory.heapPlusExternalBytesPerAgent <= r.memory.aimBytesPerAgent,
+    },
+  ]);
+}
+
+function operatorRows(data: unknown): Row[] {
+  const d = data as {
+    policies: number;
+    pods: number;
+    firstPassPoliciesPerSecond: number;
+    editPassPoliciesPerSecond: number;
+    operatorHeapMB: number;
+  };
+  return [
+    {
+      figure: `reconcile throughput, first pass (${fmt(d.policies)} policies, ${fmt(d.pods)} pods)`,
+      value: `${fmt(d.firstPassPoliciesPerSecond, 1)} policies/s`,
+    },
+    {
+      figure: "reconcile throughput, every policy edited",
+      value: `${fmt(d.editPassPoliciesPerSecond, 1)} policies/s`,
+    },
+    {
+      figure: "operator heap at that size",
+      value: `${fmt(d.operatorHeapMB)} MB`,
+      aim: "< 400 MB",
+      met: d.operatorHeapMB < 400,
+    },
+  ];
+}
+
 export const SUITES: readonly Suite[] = [
+  {
+    name: "data-plane",
+    title: "agent overhead vs a bare Node server, a plain Node proxy, HAProxy and nginx",
+    resultFile: "data-plane.json",
+    timeoutMs: 8 * 60_000,
+    command: (quick) => ["bench/data-plane.ts", ...quickFlag(quick)],
+    rows: dataPlaneRows,
+  },
   {
     name: "primitives",
     title: "decision cost of the resilience primitives vs cockatiel and opossum",
@@ -144,6 +260,22 @@ export const SUITES: readonly Suite[] = [
       "bench/results/devcluster.json",
     ],
     rows: devClusterRows,
+  },
+  {
+    name: "operator",
+    title: "control loop against the dev cluster: reconcile throughput and memory",
+    resultFile: "operator.json",
+    timeoutMs: 6 * 60_000,
+    command: (quick) => ["bench/operator.ts", ...quickFlag(quick)],
+    rows: operatorRows,
+  },
+  {
+    name: "distribution",
+    title: "config propagation to simulated agents",
+    resultFile: "distribution.json",
+    timeoutMs: 8 * 60_000,
+    command: (quick) => ["bench/distribution.ts", ...quickFlag(quick)],
+    rows: distributionRows,
   },
 ];
 

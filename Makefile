@@ -46,7 +46,12 @@ run: install build ## the main job: dev cluster, operator, demo workload with ag
 	node dist/operator/cli/main.js up
 
 bench: install build ## benchmarks against the peers; writes bench/results/latest.json and BENCHMARKS.md
+	@command -v haproxy >/dev/null && command -v nginx >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy nginx)
 	npx tsx bench/run.ts
+
+bench-quick: install build ## a smoke run of every suite (minutes, not a measurement to quote)
+	npx tsx bench/run.ts --quick
 
 image: ## build the container image (needs a Docker engine; not available on dev machines here)
 	docker build -t $(IMAGE) .
@@ -54,4 +59,4 @@ image: ## build the container image (needs a Docker engine; not available on dev
 clean: ## remove build output and local state
 	rm -rf dist .bulwark
 
-.PHONY: help install build lint typecheck crds crds-check test run bench image clean
+.PHONY: help install build lint typecheck crds crds-check test run bench bench-quick image clean

@@ -45,7 +45,7 @@ const QUIET_MS = 100;
 // ---------------------------------------------------------------- the simulated agents (child process)
 
 interface ChildCommand {
-  cmd: "connect" | "floor" | "storm" | "exit";
+  cmd: "connect" | "floor" | "storm" | "drop" | "exit";
   url?: string;
   floorPort?: number;
   n?: number;
@@ -144,6 +144,9 @@ function runChild(): void {
         const t0 = performance.now();
         await connectAll(agents, agents.length);
         process.send!({ ok: true, welcomed, errors, ms: performance.now() - t0 });
+      } else if (msg.cmd === "drop") {
+        for (const a of agents) a.stream?.socket.destroy();
+        process.send!({ ok: true });
       } else if (msg.cmd === "floor") {
         // Plain TCP streams: read a line, answer "ack\n".
         for (let i = 0; i < msg.n!; i++) {
@@ -438,12 +441,14 @@ async function measure(n: number): Promise<SizeResult> {
   const pushesDuringStorm = (await pushCount()) - stormPushes0;
   trace(`storm: ${JSON.stringify(storm)}`);
 
+  // Free the agents' sockets first: 2 × 10 000 descriptors would not fit under the usual 20 000 limit.
+  await server.close();
+  await ask(child, { cmd: "drop" });
   const floorTimes = (await floor(child, n, configBytes + 80, 5)).sort((a, b) => a - b);
   trace("floor done");
   const exited = new Promise((r) => child.once("exit", r));
   child.send({ cmd: "exit" });
   await exited;
-  await server.close();
   const floorMedian = pct(floorTimes, 50);
   return {
     agents: n,

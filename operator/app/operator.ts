@@ -44,6 +44,7 @@ import type { RunningWebhooks, WebhookOptions } from "../webhook/server.js";
 import { startWebhooks } from "../webhook/server.js";
 import { DesiredStateDistributor } from "./desired-state-distributor.js";
 import type { ServedPort } from "./http-servers.js";
+import { QuotaController } from "./quota-controller.js";
 import { serveHealth, serveMetrics } from "./http-servers.js";
 import type { OperatorMetrics } from "./operator-metrics.js";
 import { controllerMetrics, reconcilerMetrics } from "./operator-metrics.js";
@@ -135,6 +136,8 @@ export interface OperatorOptions {
    */
   webhook?: Omit<WebhookOptions, "logger">;
   clock?: Clock;
+  /** The allocator's round period (quotas, shedding levels). Defaults to 1 000 ms. */
+  quotaIntervalMs?: number;
   /** Defaults to silence. */
   logger?: OperatorLogger;
 }
@@ -150,6 +153,8 @@ export interface RunningOperator {
   readonly metricsUrl: string | undefined;
   readonly distributor: ConfigDistributor;
   readonly state: CompiledState;
+  /** The cluster-wide allocator: pod health, quotas, shedding levels. */
+  readonly quotas: QuotaController;
   readonly metrics: OperatorMetrics;
   readonly kubeClient: KubeClient;
   /** The admission webhooks, when `webhook` was given. */
@@ -267,6 +272,18 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
   const unsubscribe = distributor.onChange(requeuePod);
   // Reports move breaker counts; the status is rewritten only when a count changes.
   const unsubscribeReports = distributor.onReport?.(requeuePod);
+  const quotas = new QuotaController({
+    state,
+    distributor,
+    podReady: (pod) => {
+      const obj = pods.store.getByKey(pod);
+      return obj ? podInfoFromObject(obj).ready : false;
+    },
+    enqueue: (key) => controller?.enqueue(key),
+    clock,
+    ...(opts.quotaIntervalMs === undefined ? {} : { intervalMs: opts.quotaIntervalMs }),
+    log: (event, fields) => logger.info(event, fields),
+  });
 
   const api = policyApi(client);
   const recorder = new EventRecorder<EventSubject & { readonly object: PolicyObject }>({
@@ -284,6 +301,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
     clock,
     canWrite: () => leading,
     ...(distributor.report ? { reportOf: (pod: string) => distributor.report?.(pod) } : {}),
+    sheddingLevelOf: (key) => quotas.sheddingLevelOf(key),
     metrics: reconcilerMetrics(metrics),
     ...(opts.withdrawalTimeoutMs === undefined ? {} : { withdrawalTimeoutMs: opts.withdrawalTimeoutMs }),
   });
@@ -336,6 +354,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
 
   const synced = Promise.all([policies.waitForSync(), pods.waitForSync()]).then(() => {
     state.markSynced();
+    if (!stopping) quotas.start();
     logger.info("caches synced", { policies: policies.store.size, pods: pods.store.size });
     if (leading) startController();
   });
@@ -413,6 +432,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
       metrics.leader.set(0);
       unsubscribe();
       unsubscribeReports?.();
+      quotas.stop();
       for (const s of sources) s.stop();
       await recorder.flush();
       await Promise.all(served.map((s) => s.close()));
@@ -430,6 +450,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
     metricsUrl: metricsServer?.url,
     distributor,
     state,
+    quotas,
     metrics,
     kubeClient: client,
     webhooks,

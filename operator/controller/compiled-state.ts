@@ -23,9 +23,10 @@ import type { ResiliencePolicy } from "../api/resilience-policy.js";
 import { API_VERSION, KIND } from "../api/resilience-policy.js";
 import type { Problem } from "../api/validate.js";
 import { validatePolicy } from "../api/validate.js";
-import type { CompileChange } from "../compiler/policy-compiler.js";
+import type { Allocation, CompileChange } from "../compiler/policy-compiler.js";
 import { PolicyCompiler } from "../compiler/policy-compiler.js";
 import type { PodInfo } from "../compiler/pod.js";
+import type { CompilablePolicy } from "../compiler/policy.js";
 import { compilablePolicy } from "../compiler/policy.js";
 import type { ConfigDistributor } from "../distribution/config-distributor.js";
 import type { Clock } from "./clock.js";
@@ -82,6 +83,8 @@ export class CompiledState {
   private readonly clock: Clock;
   /** Policies in the compiler: which object and generation. */
   private readonly held = new Map<string, Held>();
+  /** The compiled (valid) spec of each policy in the compiler, for the allocator's budgets and tiers. */
+  private readonly specs = new Map<string, CompilablePolicy>();
   /** The current generation's problems, for policies whose current generation is invalid. */
   private readonly invalid = new Map<string, { generation: number; uid: string; problems: Problem[] }>();
   private readonly withdrawals = new Map<string, Withdrawal>();
@@ -144,7 +147,9 @@ export class CompiledState {
     }
     this.invalid.delete(key);
     this.held.set(key, { uid, generation });
-    this.apply(this.compiler.upsertPolicy(compilablePolicy(checked.value)), key);
+    const compilable = compilablePolicy(checked.value);
+    this.specs.set(key, compilable);
+    this.apply(this.compiler.upsertPolicy(compilable), key);
   }
 
   upsertPod(pod: PodInfo): void {
@@ -153,6 +158,16 @@ export class CompiledState {
 
   deletePod(key: string): void {
     this.apply(this.compiler.deletePod(key));
+  }
+
+  /** New allocator decisions (quotas, shedding levels) for `policyKeys`: recompile, push, enqueue. */
+  reallocate(policyKeys: readonly string[], allocation: Allocation): void {
+    this.apply(this.compiler.reallocate(policyKeys, allocation));
+  }
+
+  /** The spec in force for `key` (its last valid generation), if the compiler holds it. */
+  compiledPolicy(key: string): CompilablePolicy | undefined {
+    return this.specs.get(key);
   }
 
   /** What the status says about validity: ok, or the problems and the generation still in force. */
@@ -219,6 +234,7 @@ export class CompiledState {
 
   private removeFromCompiler(key: string): void {
     this.held.delete(key);
+    this.specs.delete(key);
     this.apply(this.compiler.deletePolicy(key), key);
   }
 

@@ -13,6 +13,9 @@ export const EVENT_REASONS = {
   conflict: "Conflict",
   rejected: "Rejected",
   propagated: "Propagated",
+  sheddingStarted: "SheddingStarted",
+  sheddingChanged: "SheddingChanged",
+  sheddingStopped: "SheddingStopped",
 } as const;
 
 /**
@@ -22,7 +25,13 @@ export const EVENT_REASONS = {
 export function policyEvents(
   before: readonly Condition[] | undefined,
   after: readonly Condition[],
-  opts: { configVersion?: string; configVersionChanged?: boolean } = {},
+  opts: {
+    configVersion?: string;
+    configVersionChanged?: boolean;
+    /** The shedding level (tiers shed cluster-wide) before and after. */
+    sheddingBefore?: number;
+    sheddingAfter?: number;
+  } = {},
 ): RecordedEvent[] {
   const events: RecordedEvent[] = [];
   const changed = (type: ConditionType) => {
@@ -58,6 +67,30 @@ export function policyEvents(
       });
     } else if (propagated.reason === REASONS.rejected && changed("Propagated")) {
       events.push({ type: "Warning", reason: EVENT_REASONS.rejected, message: propagated.message });
+    }
+  }
+  const from = opts.sheddingBefore ?? 0;
+  const to = opts.sheddingAfter ?? from;
+  if (to !== from) {
+    const tiers = (n: number) => `${n} ${n === 1 ? "tier" : "tiers"}`;
+    if (from === 0) {
+      events.push({
+        type: "Warning",
+        reason: EVENT_REASONS.sheddingStarted,
+        message: `load shedding started: the lowest ${tiers(to)} shed across the selected pods`,
+      });
+    } else if (to === 0) {
+      events.push({
+        type: "Normal",
+        reason: EVENT_REASONS.sheddingStopped,
+        message: "load shedding stopped",
+      });
+    } else {
+      events.push({
+        type: "Normal",
+        reason: EVENT_REASONS.sheddingChanged,
+        message: `load shedding level ${from} → ${to}: the lowest ${tiers(to)} shed`,
+      });
     }
   }
   return events;

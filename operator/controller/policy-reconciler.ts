@@ -67,6 +67,8 @@ export interface PolicyReconcilerOptions {
   recorder?: EventRecorder<EventSubject & { readonly object: PolicyObject }>;
   /** A pod's latest agent report (breaker states), when the distributor keeps them. Defaults to none. */
   reportOf?(pod: string): BreakerReport | undefined;
+  /** The allocator's shedding level for a policy (status.sheddingLevel); undefined keeps the stored one. */
+  sheddingLevelOf?(policyKey: string): number | undefined;
   /** The leader gate: false → no write is attempted. Defaults to always true. */
   canWrite?(): boolean;
   clock?: Clock;
@@ -228,6 +230,7 @@ export class PolicyReconciler {
     const status = policyStatus({
       generation: obj.metadata?.generation ?? 0,
       breakers,
+      sheddingLevel: this.opts.sheddingLevelOf?.(key),
       validation: state.validation(key),
       result,
       propagation,
@@ -248,6 +251,8 @@ export class PolicyReconciler {
     const events = policyEvents(before, after.conditions ?? [], {
       ...(after.configVersion === undefined ? {} : { configVersion: after.configVersion }),
       configVersionChanged: previousVersion !== after.configVersion,
+      sheddingBefore: (obj.status as ResiliencePolicyStatus | undefined)?.sheddingLevel ?? 0,
+      sheddingAfter: after.sheddingLevel ?? 0,
     });
     const subject = {
       ...(obj.metadata?.uid === undefined ? {} : { uid: obj.metadata.uid }),

@@ -61,7 +61,9 @@ export interface PolicyStatusInput {
   readonly propagation: PropagationSummary | undefined;
   /** Breaker counts from the agents' reports; undefined keeps the stored ones (no report yet). */
   readonly breakers?: readonly BreakerCounts[] | undefined;
-  /** The status stored now: fields this module does not own (shedding) are kept. */
+  /** The allocator's shedding level; undefined keeps the stored one (the policy sheds nothing, or no allocator). */
+  readonly sheddingLevel?: number | undefined;
+  /** The status stored now: fields this module does not own are kept. */
   readonly previous: ResiliencePolicyStatus | undefined;
   readonly nowMs: number;
 }
@@ -99,6 +101,7 @@ export function policyStatus(input: PolicyStatusInput): ResiliencePolicyStatus {
     else delete status.breakers;
     status.openBreakers = input.breakers.reduce((sum, b) => sum + b.open, 0);
   }
+  if (input.sheddingLevel !== undefined) status.sheddingLevel = input.sheddingLevel;
   const quotas = quotasOf(result);
   if (quotas.length > 0) status.quotas = quotas;
   else delete status.quotas;

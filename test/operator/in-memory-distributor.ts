@@ -5,6 +5,16 @@
 import type { SidecarConfig } from "../../operator/api/sidecar-config.js";
 import { emptyConfig } from "../../operator/compiler/compile-pod.js";
 import type { ConfigDistributor, PodPropagation } from "../../operator/distribution/config-distributor.js";
+import type { LoadReport } from "../../operator/quota/cluster-round.js";
+
+/** An agent report as the in-memory agents send it (the fields the operator reads). */
+export interface TestReport extends LoadReport {
+  readonly upstreams: readonly {
+    readonly upstream: string;
+    readonly policy: string;
+    readonly breaker: "closed" | "open" | "half-open" | "none";
+  }[];
+}
 
 interface Agent {
   connected: boolean;
@@ -16,6 +26,8 @@ export class InMemoryDistributor implements ConfigDistributor {
   readonly desired = new Map<string, SidecarConfig>();
   private readonly agents = new Map<string, Agent>();
   private readonly listeners = new Set<(pod: string) => void>();
+  private readonly reportListeners = new Set<(pod: string) => void>();
+  private readonly reports = new Map<string, TestReport>();
   /** Connected agents ACK every config they are sent (on the next tick). */
   autoAck = false;
   /** Pods whose agent NACKs whatever it is sent, with this reason (wins over autoAck). */
@@ -86,6 +98,27 @@ export class InMemoryDistributor implements ConfigDistributor {
     if (!agent?.connected || version === undefined) return;
     agent.rejected = { version, reason };
     this.emit(pod);
+  }
+
+  /** The agent of `pod` sends a report (kept as its latest; dropped while disconnected, as the real one). */
+  sendReport(pod: string, report: Partial<TestReport>): void {
+    if (!this.agents.get(pod)?.connected) return;
+    this.reports.set(pod, {
+      appHealth: "healthy",
+      inbound: undefined,
+      ...report,
+      upstreams: report.upstreams ?? [],
+    });
+    for (const l of this.reportListeners) l(pod);
+  }
+
+  report(pod: string): TestReport | undefined {
+    return this.reports.get(pod);
+  }
+
+  onReport(listener: (pod: string) => void): () => void {
+    this.reportListeners.add(listener);
+    return () => this.reportListeners.delete(listener);
   }
 
   /** Connects every pod given and acks whatever they are sent from now on. */

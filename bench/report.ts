@@ -223,6 +223,56 @@ function operatorRows(data: unknown): Row[] {
   ];
 }
 
+interface TcpPath {
+  throughputMBps: { median: number };
+  connectMs: { p50: number; p99: number };
+  addedConnectMs?: { p50: number; p99: number };
+}
+
+function tcpRows(data: unknown): Row[] {
+  const d = data as {
+    sizeMB: number;
+    direct: TcpPath;
+    agent: TcpPath & { addedConnectMs: { p50: number; p99: number } };
+    nodePipe?: TcpPath;
+    haproxy: (TcpPath & { addedConnectMs: { p50: number; p99: number } }) | { skipped: string };
+  };
+  const h = "skipped" in d.haproxy ? undefined : d.haproxy;
+  const a = d.agent;
+  const ms = (n: number) => `${fmt(n, 2)} ms`;
+  return [
+    {
+      figure: `tcp throughput through the agent, one connection, ${fmt(d.sizeMB)} MB`,
+      value: `${fmt(a.throughputMBps.median)} MB/s`,
+      ...(h
+        ? {
+            peer: `HAProxy (tcp, 1 thread) ${fmt(h.throughputMBps.median)} MB/s`,
+            ratio: ratio(a.throughputMBps.median, h.throughputMBps.median),
+            aim: "≥ 0.8× HAProxy",
+            met: a.throughputMBps.median >= 0.8 * h.throughputMBps.median,
+          }
+        : {}),
+    },
+    {
+      figure: "tcp throughput, direct connection (and a bare Node.js pipe proxy, the floor)",
+      value: `${fmt(d.direct.throughputMBps.median)} MB/s direct`,
+      ...(d.nodePipe ? { peer: `node pipe ${fmt(d.nodePipe.throughputMBps.median)} MB/s` } : {}),
+    },
+    {
+      figure: "connect latency added by the agent, p50",
+      value: ms(a.addedConnectMs.p50),
+      ...(h ? { peer: `HAProxy ${ms(h.addedConnectMs.p50)}` } : {}),
+    },
+    {
+      figure: "connect latency added by the agent, p99",
+      value: ms(a.addedConnectMs.p99),
+      ...(h ? { peer: `HAProxy ${ms(h.addedConnectMs.p99)}` } : {}),
+      aim: "< 0.5 ms",
+      met: a.addedConnectMs.p99 < 0.5,
+    },
+  ];
+}
+
 export const SUITES: readonly Suite[] = [
   {
     name: "data-plane",
@@ -276,6 +326,14 @@ export const SUITES: readonly Suite[] = [
     timeoutMs: 8 * 60_000,
     command: (quick) => ["bench/distribution.ts", ...quickFlag(quick)],
     rows: distributionRows,
+  },
+  {
+    name: "tcp",
+    title: "tcp rules: bytes and connects through the agent vs direct vs HAProxy (tcp mode)",
+    resultFile: "tcp.json",
+    timeoutMs: 10 * 60_000,
+    command: (quick) => ["bench/tcp.ts", ...quickFlag(quick)],
+    rows: tcpRows,
   },
 ];
 

@@ -13,9 +13,10 @@ import { HealthChecker } from "./health-checker.js";
 import { createInboundServer, type InboundLoad } from "./inbound-proxy.js";
 import { createOutboundServer } from "./outbound-proxy.js";
 import { RecoveryLog } from "./recovery-log.js";
-import { breakerKey, compileRuntime, type Runtime } from "./runtime.js";
+import { breakerKey, compileRuntime, type BreakerCell, type Runtime } from "./runtime.js";
 import type { AgentSettings } from "./settings.js";
 import { TcpProxy } from "./tcp-proxy.js";
+import { tcpBreakerKey } from "./tcp-rule.js";
 import { StateStore, type PersistedBreaker, type PersistedState } from "./state-store.js";
 import { DeadlineQueue } from "./timers.js";
 import { UpstreamClient } from "./upstream-client.js";
@@ -297,8 +298,8 @@ export class Agent {
     if (this.pendingRestore.length === 0) return;
     const left: PersistedBreaker[] = [];
     for (const p of this.pendingRestore) {
-      const u = rt.upstreams.find((x) => x.name === p.upstream);
-      if (!u?.breaker || breakerKey(u.rule) !== p.ruleKey) {
+      const cell = cellFor(rt, p.upstream, p.ruleKey);
+      if (!cell) {
         left.push(p);
         continue;
       }
@@ -306,9 +307,9 @@ export class Agent {
       if (p.state === "open" && p.openUntil !== undefined) {
         const remaining = p.openUntil - Date.now();
         if (remaining <= 0) continue;
-        u.breaker.breaker.forceState("open", now, { openForMs: remaining, trips: Math.max(1, p.trips) });
+        cell.breaker.forceState("open", now, { openForMs: remaining, trips: Math.max(1, p.trips) });
       } else if (p.state === "half-open") {
-        u.breaker.breaker.forceState("half-open", now, { trips: Math.max(1, p.trips) });
+        cell.breaker.forceState("half-open", now, { trips: Math.max(1, p.trips) });
       } else continue;
       this.log.emit("breaker-restored", {
         upstream: p.upstream,
@@ -327,10 +328,14 @@ export class Agent {
     if (rt) {
       const nowClock = this.clock.now();
       const nowWall = Date.now();
-      for (const u of rt.upstreams) {
-        if (!u.breaker) continue;
-        const st = u.breaker.breaker.state;
-        const key = breakerKey(u.rule);
+      const rules = [
+        ...rt.upstreams.map((u) => ({ name: u.name, cell: u.breaker, key: breakerKey(u.rule) })),
+        ...rt.tcp.map((t) => ({ name: t.name, cell: t.breaker, key: tcpBreakerKey(t.rule) })),
+      ];
+      for (const u of rules) {
+        if (!u.cell) continue;
+        const st = u.cell.breaker.state;
+        const key = u.key;
         if (st.kind === "open") {
           breakers.push({
             upstream: u.name,
@@ -476,7 +481,7 @@ export class Agent {
       pod: { namespace: this.settings.namespace, name: this.settings.pod },
       activeVersion: rt?.version,
       appHealth: this.health.status().state,
-      upstreams: (rt?.upstreams ?? []).map((u) => ({
+      upstreams: [...(rt?.upstreams ?? []), ...(rt?.tcp ?? [])].map((u) => ({
         upstream: u.name,
         policy: u.policy,
         breaker: u.breaker ? u.breaker.breaker.state.kind : "none",
@@ -494,6 +499,15 @@ export class Agent {
       at: Date.now(),
     };
   }
+}
+
+/** The breaker cell of rule `name` (http or tcp) whose fingerprint is `ruleKey`, if in force. */
+function cellFor(rt: Runtime, name: string, ruleKey: string): BreakerCell | undefined {
+  const u = rt.upstreams.find((x) => x.name === name);
+  if (u?.breaker && breakerKey(u.rule) === ruleKey) return u.breaker;
+  const t = rt.tcp.find((x) => x.name === name);
+  if (t?.breaker && tcpBreakerKey(t.rule) === ruleKey) return t.breaker;
+  return undefined;
 }
 
 function versionOf(doc: unknown): string | undefined {

@@ -6,6 +6,12 @@ import { nextDelay, type Backoff } from "../resilience/backoff.js";
 import type { Random } from "../resilience/clock.js";
 import type { DeadlineQueue } from "./timers.js";
 
+/**
+ * Stream buffer per socket and direction (Node's default is 16 KiB, a quarter of one 64 KiB socket read):
+ * a proxied connection buffers at most about twice this per direction before backpressure stops the reader.
+ */
+export const TCP_BUFFER_BYTES = 256 * 1024;
+
 export type ConnectResult =
   | { readonly ok: true; readonly socket: net.Socket; readonly attempts: number }
   | { readonly ok: false; readonly error: string; readonly attempts: number; readonly aborted: boolean };
@@ -18,7 +24,15 @@ export function connectOnce(
   timers: DeadlineQueue,
 ): Promise<{ socket: net.Socket } | { error: string }> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    // highWaterMark is a stream option net.connect passes on (Node ≥ 18); @types/node 20 omits it.
+    const options: net.NetConnectOpts & { highWaterMark: number } = {
+      host,
+      port,
+      allowHalfOpen: true,
+      noDelay: true,
+      highWaterMark: TCP_BUFFER_BYTES,
+    };
+    const socket = net.connect(options);
     const timer = timers.after(timeoutMs, () => {
       socket.destroy();
       resolve({ error: `connect timeout after ${timeoutMs} ms` });

@@ -7,6 +7,7 @@ import net from "node:net";
 import type { Counter } from "prom-client";
 import type { Clock, Random } from "../resilience/clock.js";
 import type { RecoveryLog } from "./recovery-log.js";
+import { TCP_BUFFER_BYTES } from "./tcp-connect.js";
 import { TcpConnection } from "./tcp-connection.js";
 import { TcpHealthProbe } from "./tcp-health-probe.js";
 import type { TcpUpstreamRuntime } from "./tcp-rule.js";
@@ -139,7 +140,7 @@ export class TcpProxy {
   }
 
   private add(rule: TcpUpstreamRuntime): void {
-    const server = net.createServer({ allowHalfOpen: true });
+    const server = net.createServer({ allowHalfOpen: true, highWaterMark: TCP_BUFFER_BYTES });
     let onBound!: () => void;
     const l: Listener = {
       port: rule.listenPort,

@@ -1,0 +1,147 @@
+// A real database behind a tcp rule: two PostgreSQL instances (Debian's postgresql 15, a primary and a
+// "replica" copied from the same data directory) and the real `psql` client. Skipped where the server
+// binaries or psql are missing. Lean on purpose: one test, small instances without fsync.
+import { execFile, spawnSync } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeConfig, until, type TestAgent } from "./harness.js";
+import { freePort, startTcpAgent, tcpRule } from "./tcp-harness.js";
+
+const run = promisify(execFile);
+const BIN = "/usr/lib/postgresql/15/bin";
+const asRoot = process.getuid?.() === 0;
+const available =
+  existsSync(`${BIN}/initdb`) &&
+  spawnSync("psql", ["--version"]).status === 0 &&
+  (!asRoot || spawnSync("id", ["postgres"]).status === 0);
+
+/** Runs a PostgreSQL server tool (as the postgres user when we are root: the server refuses root). */
+const pgTool = (tool: string, args: string[]) =>
+  asRoot ? run("runuser", ["-u", "postgres", "--", `${BIN}/${tool}`, ...args]) : run(`${BIN}/${tool}`, args);
+
+interface Pg {
+  readonly port: number;
+  readonly dir: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function instance(dir: string, port: number): Pg {
+  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40 -c shared_buffers=8MB`;
+  return {
+    port,
+    dir,
+    start: async () => {
+      await pgTool("pg_ctl", ["-D", `${dir}/data`, "-o", opts, "-l", `${dir}/log`, "-w", "start"]);
+    },
+    stop: async () => {
+      await pgTool("pg_ctl", ["-D", `${dir}/data`, "-m", "immediate", "-w", "stop"]).catch(() => undefined);
+    },
+  };
+}
+
+/** One query through `port` with psql; the output, or the error text. */
+async function psql(port: number, sql: string): Promise<{ ok: boolean; out: string }> {
+  try {
+    const r = await run(
+      "psql",
+      ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-At", "-c", sql],
+      { env: { ...process.env, PGCONNECT_TIMEOUT: "5" }, timeout: 15_000 },
+    );
+    return { ok: true, out: r.stdout.trim() };
+  } catch (err) {
+    return { ok: false, out: String((err as { stderr?: string }).stderr ?? err) };
+  }
+}
+
+let root = "";
+let primary: Pg;
+let replica: Pg;
+let agent: TestAgent | undefined;
+
+describe.skipIf(!available)("tcp rules: PostgreSQL behind the agent", () => {
+  beforeAll(async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), "bulwark-pg-"));
+    const [p1, p2] = [await freePort(), await freePort()];
+    const uid = asRoot ? Number(spawnSync("id", ["-u", "postgres"], { encoding: "utf8" }).stdout) : -1;
+    for (const d of [root, `${root}/primary`, `${root}/replica`]) {
+      mkdirSync(d, { recursive: true });
+      if (asRoot) chownSync(d, uid, 0);
+    }
+    const initdb = [
+      "-D",
+      `${root}/primary/data`,
+      "--auth=trust",
+      "-U",
+      "postgres",
+      "--no-sync",
+      "-E",
+      "UTF8",
+    ];
+    await pgTool("initdb", initdb);
+    // The replica starts from a copy of the same cluster (no streaming replication: it only has to answer).
+    const copy = ["-a", `${root}/primary/data`, `${root}/replica/data`];
+    await (asRoot ? run("runuser", ["-u", "postgres", "--", "cp", ...copy]) : run("cp", copy));
+    primary = instance(`${root}/primary`, p1);
+    replica = instance(`${root}/replica`, p2);
+    await Promise.all([primary.start(), replica.start()]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await agent?.close();
+    await Promise.all([primary?.stop(), replica?.stop()]);
+    if (root) rmSync(root, { recursive: true, force: true });
+  }, 30_000);
+
+  it("queries work through the agent, the connection cap holds, a dead primary fails over to the replica and comes back", async () => {
+    const listen = await freePort();
+    agent = await startTcpAgent(
+      makeConfig([
+        tcpRule("orders-db", primary.port, listen, {
+          connectTimeoutMs: 1000,
+          bulkhead: { maxConcurrent: 4, maxQueue: 50, queueTimeoutMs: 10_000 },
+          circuitBreaker: {
+            consecutiveFailures: 2,
+            openDuration: { baseMs: 5000, maxMs: 60000 },
+            halfOpen: { permittedCalls: 1 },
+          },
+          fallback: { on: ["circuit-open"], upstream: { host: "127.0.0.1", port: replica.port } },
+        }),
+      ]),
+    );
+    const port = (sql: string) => psql(listen, sql);
+    expect(await port("select current_setting('port')")).toEqual({ ok: true, out: String(primary.port) });
+
+    // 12 clients at once, each holding its session for a moment: never more than 4 backends for them.
+    const seen = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        port(
+          "select pg_sleep(0.2); select count(*) from pg_stat_activity where backend_type = 'client backend' and application_name = 'psql'",
+        ),
+      ),
+    );
+    expect(seen.every((r) => r.ok)).toBe(true);
+    const peak = Math.max(...seen.map((r) => Number(r.out.split("\n").at(-1))));
+    expect(peak).toBeGreaterThanOrEqual(2); // 4 here; the sessions overlap
+    expect(peak).toBeLessThanOrEqual(4);
+
+    // The primary dies: two failed connects trip the breaker, then sessions land on the replica.
+    await primary.stop();
+    expect((await port("select 1")).ok).toBe(false);
+    expect((await port("select 1")).ok).toBe(false);
+    expect(await port("select current_setting('port')")).toEqual({ ok: true, out: String(replica.port) });
+
+    // It comes back: after the open period a trial connection reaches it and the breaker closes.
+    await primary.start();
+    agent.clock.advance(5000);
+    expect(await port("select current_setting('port')")).toEqual({ ok: true, out: String(primary.port) });
+    await until(
+      () =>
+        (agent!.agent.status().tcpUpstreams as { breaker: { state: string } }[])[0]!.breaker.state ===
+        "closed",
+    );
+  }, 60_000);
+});

@@ -48,7 +48,6 @@ if (!READY) {
  * them must come back empty here. When the code starts exporting one, this test fails until it is removed.
  */
 const NOT_YET_EXPORTED = new Set([
-  metricName("policyBreakers"),
   // Exported, but this scenario runs no shadow-mode rule, so the series must not exist here either
   // (test/agent/outbound-policies.test.ts proves the agent counts them).
   metricName("shadowDecisions"),
@@ -254,6 +253,8 @@ beforeAll(async () => {
         propagation: (pod) => server.propagation(pod),
         onChange: (listener) => server.onChange(listener),
         forget: (pod) => server.forget(pod),
+        report: (pod) => server.report(pod),
+        onReport: (listener) => server.onReport((pod) => listener(pod)),
         stop: () => server.close(),
       };
     },

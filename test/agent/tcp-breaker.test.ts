@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CircuitBreakerConfig } from "../../operator/api/sidecar-config.js";
 import { makeConfig, until, type TestAgent } from "./harness.js";
@@ -115,5 +118,31 @@ describe("tcp rules: circuit breaker", () => {
     clients.push(c3);
     expect(await c3.echo("up")).toBe("up");
     await until(async () => ((await status(agent!)).breaker as { state: string }).state === "closed");
+  });
+
+  it("keeps an open breaker across an agent restart (--state-dir) and reports it to the source", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "bulwark-tcp-state-"));
+    try {
+      const listen = await freePort();
+      const config = makeConfig([
+        tcpRule("orders-db", await freePort(), listen, {
+          circuitBreaker: { ...breaker, consecutiveFailures: 1 },
+        }),
+      ]);
+      const first = await startTcpAgent(config, 300, dir);
+      const c1 = await connect(listen);
+      clients.push(c1);
+      await c1.ended;
+      await until(() => first.agent.report().upstreams[0]?.breaker === "open");
+      await first.agent.persist();
+      await first.close();
+      agent = await startTcpAgent(config, 300, dir);
+      expect(await status(agent)).toMatchObject({ name: "orders-db", breaker: { state: "open" } });
+      expect(agent.lines.some((l) => l.event === "breaker-restored" && l.upstream === "orders-db")).toBe(
+        true,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

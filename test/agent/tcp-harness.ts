@@ -75,7 +75,11 @@ export function tcpRule(
   };
 }
 
-export async function startTcpAgent(config: unknown, drainGraceMs = 300): Promise<TestAgent> {
+export async function startTcpAgent(
+  config: unknown,
+  drainGraceMs = 300,
+  stateDir?: string,
+): Promise<TestAgent> {
   const clock = new ManualClock(1_000_000);
   const source = new MemorySource(config);
   const lines: Record<string, unknown>[] = [];
@@ -90,7 +94,7 @@ export async function startTcpAgent(config: unknown, drainGraceMs = 300): Promis
       outboundPort: 0,
       inboundPort: 0,
       appPort: 8080,
-      stateDir: undefined,
+      stateDir,
       listenAddress: "127.0.0.1",
       stateMaxAgeMs: 600_000,
     },

@@ -5,10 +5,12 @@
  *
  * The decisions are the pure functions of operator/quota/cluster-round.ts; this file only reads the
  * distributor and the caches, keeps the state between rounds, and runs the rounds:
- * - each report folds into its pod's health (hysteresis), then a quota round runs (debounced to one per
- *   burst of reports); an ACK/NACK/connect/disconnect also runs one, since raises wait for ACKs;
- * - every `intervalMs` a tick runs a quota round and one shedding round per policy (so the level moves
- *   at most one tier per interval, however many pods report).
+ * - each report folds into its pod's health (hysteresis), then a quota round runs (debounced by
+ *   `debounceMs`, so a burst of reports costs one round); an ACK/NACK/connect/disconnect also runs one,
+ *   since raises wait for ACKs;
+ * - every `intervalMs` a tick runs a quota round and one shedding round per policy that has fresh
+ *   reports (so the level moves at most one tier per tick, and a report is never counted twice however
+ *   slowly the agents report).
  *
  * A pod's quota counts as acknowledged once its agent acked the config version it was last given
  * (`ackedVersion === desiredVersion`); an agent disconnected longer than `disconnectTimeoutMs` counts as
@@ -43,6 +45,8 @@ export interface QuotaControllerOptions {
   clock: Clock;
   /** Tick period: a quota and shedding round. Defaults to 1 000 ms (about the agents' report interval). */
   intervalMs?: number;
+  /** Quota rounds after reports and ACKs wait this long for more of them. Defaults to 100 ms. */
+  debounceMs?: number;
   /** An agent disconnected this long counts as enforcing no quota. Defaults to 10 000 ms. */
   disconnectTimeoutMs?: number;
   log?(event: string, fields: Record<string, unknown>): void;
@@ -56,6 +60,8 @@ export class QuotaController {
   private readonly books = new Map<string, QuotaBook>();
   private readonly shedding = new Map<string, SheddingState>();
   private readonly disconnectedSince = new Map<string, number>();
+  /** Pods that reported since the last shedding round. */
+  private readonly freshReports = new Set<string>();
   private readonly offs: (() => void)[] = [];
   private timer: TimerHandle | undefined;
   private pending: TimerHandle | undefined;
@@ -122,6 +128,7 @@ export class QuotaController {
   observe(pod: string, report: LoadReport): void {
     const ready = this.opts.podReady?.(pod) ?? true;
     this.health.set(pod, foldReport(this.healthOf(pod), report, ready));
+    this.freshReports.add(pod);
   }
 
   /** A periodic round: quotas, then one shedding step per policy. */
@@ -164,7 +171,7 @@ export class QuotaController {
         }
       }
       const tiers = policy.spec.inbound?.loadShedding?.tiers;
-      if (o.shedding && tiers) {
+      if (o.shedding && tiers && result.selectedPods.some((pod) => this.freshReports.has(pod))) {
         const before = this.shedding.get(policyKey) ?? INITIAL_SHEDDING;
         const load = clusterLoad(
           result.selectedPods.map((pod) => ({
@@ -191,6 +198,7 @@ export class QuotaController {
     for (const pod of this.health.keys()) {
       if (state.compiler.policiesSelecting(pod).length === 0) this.health.delete(pod);
     }
+    if (o.shedding) this.freshReports.clear();
     if (changed.size > 0) {
       const keys = [...changed].sort();
       state.reallocate(keys, this.allocation);
@@ -236,7 +244,7 @@ export class QuotaController {
     this.pending = this.opts.clock.setTimeout(() => {
       this.pending = undefined;
       if (!this.stopped) this.round();
-    }, 0);
+    }, this.opts.debounceMs ?? 100);
   }
 }
 

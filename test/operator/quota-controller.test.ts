@@ -162,6 +162,15 @@ describe("QuotaController", () => {
     expect(down.at(-1)).toBe(0);
   });
 
+  it("a report counts once: ticks without fresh reports do not step the shedding level", () => {
+    const t = setup();
+    for (const pod of PODS) {
+      t.dist.sendReport(pod, { inbound: { inflight: 10, concurrencyLimit: 10, shedSinceLastReport: 50 } });
+    }
+    for (let i = 0; i < 5; i++) t.quotas.tick();
+    expect(t.quotas.sheddingLevelOf("shop/web")).toBe(0);
+  });
+
   it("stepQuotas keeps Σ max(acked, desired) ≤ budget when acks arrive in any order", () => {
     let book: QuotaBook = {
       desired: new Map([

@@ -51,6 +51,8 @@ export class TcpConnection {
     client.once("close", () => {
       this.clientClosed = true;
       this.cancelWait?.();
+      // The app left before the upstream said anything: the upstream took the connection, that is a success.
+      if (this.upstream) this.report("success");
       if (this.upstream && !this.upstream.destroyed) {
         if (client.readableEnded && client.writableFinished) this.upstream.end();
         else this.upstream.destroy();

@@ -120,6 +120,24 @@ describe("tcp rules: circuit breaker", () => {
     await until(async () => ((await status(agent!)).breaker as { state: string }).state === "closed");
   });
 
+  it("an app that connects and resets before the upstream speaks is not a breaker failure", async () => {
+    const up = await startTcpServer("echo");
+    servers.push(up);
+    const listen = await freePort();
+    agent = await startTcpAgent(
+      makeConfig([
+        tcpRule("orders-db", up.port, listen, { circuitBreaker: { ...breaker, consecutiveFailures: 1 } }),
+      ]),
+    );
+    for (let i = 1; i <= 3; i++) {
+      const c = await connect(listen);
+      await until(() => up.accepted === i);
+      c.socket.resetAndDestroy();
+      await until(() => agent!.agent.tcp.status("orders-db")?.connections === 0);
+    }
+    expect(await status(agent)).toMatchObject({ breaker: { state: "closed", consecutiveFailures: 0 } });
+  });
+
   it("keeps an open breaker across an agent restart (--state-dir) and reports it to the source", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "bulwark-tcp-state-"));
     try {

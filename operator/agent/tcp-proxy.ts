@@ -26,6 +26,9 @@ export interface TcpProxyDeps {
   readonly drainGraceMs?: number;
 }
 
+/** Open connections one listener accepts at most, bulkhead or not (file descriptors are finite). */
+export const MAX_CONNECTIONS_PER_LISTENER = 10_000;
+
 interface Listener {
   readonly port: number;
   readonly server: net.Server;
@@ -141,6 +144,8 @@ export class TcpProxy {
 
   private add(rule: TcpUpstreamRuntime): void {
     const server = net.createServer({ allowHalfOpen: true, highWaterMark: TCP_BUFFER_BYTES });
+    // A hard bound for rules without a bulkhead: Node closes connections past it at once.
+    server.maxConnections = MAX_CONNECTIONS_PER_LISTENER;
     let onBound!: () => void;
     const l: Listener = {
       port: rule.listenPort,

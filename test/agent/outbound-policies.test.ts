@@ -366,9 +366,7 @@ describe("outbound proxy: rate limit, faults, shadow mode, deadlines", () => {
     expect(agent.agent.runtime?.upstreams[0]?.breaker?.breaker.state.kind).toBe("open");
     const metrics = (await send(agent.agent.ports.admin, { path: "/metrics" })).body;
     for (const d of ["rate-limited", "circuit-open", "retry", "fault-abort", "fallback-static"]) {
-      expect(metrics).toMatch(
-        new RegExp(`bulwark_shadow_decisions_total\\{[^}]*decision="${d}"\\} [1-9]`),
-      );
+      expect(metrics).toMatch(new RegExp(`bulwark_shadow_decisions_total\\{[^}]*decision="${d}"\\} [1-9]`));
     }
     expect(metrics).not.toMatch(/bulwark_rate_limited_total\{[^}]*\} [1-9]/);
   });

@@ -6,7 +6,8 @@
  *
  * Each suite is its own script writing bench/results/<suite>.json; bench/report.ts turns those into the
  * table rows (figure, Bulwark, peer, ratio, aim, met). A suite that fails is reported as failed, and the
- * others still run: one broken suite must not hide the rest.
+ * others still run: one broken suite must not hide the rest. `--only a,b` reruns some suites and keeps the
+ * others' last results in the report.
  */
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -56,9 +57,18 @@ const machine = {
   // The anchors' gate: above 0.5 per core the machine was busy with other work and ratios are unsettled.
   noisy: loadBefore > 0.5 * os.cpus().length,
 };
-const latest = { date: new Date().toISOString(), quick: values.quick, machine, outcomes };
-writeFileSync(path.join(RESULTS, "latest.json"), `${JSON.stringify(latest, null, 2)}\n`);
-if (!only) writeFileSync(path.join(ROOT, "BENCHMARKS.md"), renderMarkdown(latest));
+// With --only, the other suites keep their last results, so BENCHMARKS.md always covers every suite.
+const previousFile = path.join(RESULTS, "latest.json");
+const previous: SuiteOutcome[] =
+  only && existsSync(previousFile)
+    ? (JSON.parse(readFileSync(previousFile, "utf8")) as { outcomes: SuiteOutcome[] }).outcomes
+    : [];
+const merged = SUITES.map(
+  (s) => outcomes.find((o) => o.suite === s.name) ?? previous.find((o) => o.suite === s.name),
+).filter((o): o is SuiteOutcome => o !== undefined);
+const latest = { date: new Date().toISOString(), quick: values.quick, machine, outcomes: merged };
+writeFileSync(previousFile, `${JSON.stringify(latest, null, 2)}\n`);
+writeFileSync(path.join(ROOT, "BENCHMARKS.md"), renderMarkdown(latest));
 const failed = outcomes.filter((o) => !o.ok).map((o) => o.suite);
 console.log(
   `\nbench: ${outcomes.length - failed.length}/${outcomes.length} suites ok${failed.length ? `; failed: ${failed.join(", ")}` : ""}`,

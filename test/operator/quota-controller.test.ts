@@ -171,6 +171,48 @@ describe("QuotaController", () => {
     expect(t.quotas.sheddingLevelOf("shop/web")).toBe(0);
   });
 
+  it("splits clusterRequestsPerSecond too (in thousandths), moving an unhealthy pod's rate to the others", () => {
+    const dist = new InMemoryDistributor();
+    const clock = new ManualClock();
+    const state = new CompiledState({ distributor: dist, clock, enqueue: () => undefined });
+    for (const key of PODS) {
+      state.upsertPod({ namespace: "shop", name: key.slice(5), labels: { app: "web" }, ready: true });
+    }
+    state.syncPolicy("shop/web", {
+      ...policy,
+      spec: {
+        selector: policy.spec.selector,
+        upstreams: [
+          {
+            name: "payments",
+            host: "payments.shop.svc",
+            port: 8080,
+            rateLimit: { clusterRequestsPerSecond: 10 },
+          },
+        ],
+      },
+    });
+    state.markSynced();
+    for (const pod of PODS) dist.connect(pod);
+    dist.autoAck = true;
+    const quotas = new QuotaController({ state, distributor: dist, enqueue: () => undefined, clock });
+    quotas.start();
+    const rates = () => state.compiler.result("shop/web")?.quotas.map((q) => q.requestsPerSecond) ?? [];
+    for (let i = 0; i < 3; i++) {
+      for (const pod of PODS)
+        quotas.observe(pod, { upstreams: [], appHealth: pod === "shop/web-2" ? "unhealthy" : "healthy" });
+      quotas.round();
+      for (const pod of PODS) dist.ack(pod);
+      expect(rates().reduce<number>((a, b) => a + (b ?? 0), 0)).toBeLessThanOrEqual(10);
+    }
+    for (let i = 0; i < 3; i++) {
+      quotas.round();
+      for (const pod of PODS) dist.ack(pod);
+    }
+    expect(rates()).toEqual([5, 0, 5]);
+    quotas.stop();
+  });
+
   it("stepQuotas keeps Σ max(acked, desired) ≤ budget when acks arrive in any order", () => {
     let book: QuotaBook = {
       desired: new Map([

@@ -75,9 +75,7 @@ export function renderScreen(s: Snapshot): string {
       "   shedding level: " +
       (s.policies.map((p) => p.sheddingLevel).find((l) => l !== undefined) ?? 0),
   );
-  out.push(
-    "  (quotas follow pod health once the allocator lands: pending, issue 7; until then an even split)",
-  );
+  out.push("  (quotas follow pod health: an unhealthy pod's share of a cluster budget goes to the others)");
   for (const e of s.errors) out.push(`! ${e}`);
   out.push("", "Ctrl-C stops everything.");
   return out.join("\n");

@@ -1,12 +1,13 @@
 // Writes the generated files from the zod schema: the CRD (and the chart's identical copy) and the API
 // reference. `--check` writes nothing and exits 1 when a committed file differs (the drift check `make test` runs).
 //   npx tsx operator/api/generate-crd.ts [--check]
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { writeFileSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildCrd } from "./crd.js";
 import { toKubeYaml } from "./documents.js";
 import { renderReference } from "./reference-doc.js";
+import { staleFiles } from "./generated-files.js";
 
 export const CRD_FILE = "crds/resilience.bulwark.dev_resiliencepolicies.yaml";
 export const CHART_CRD_FILE = "charts/bulwark/crds/resilience.bulwark.dev_resiliencepolicies.yaml";
@@ -26,33 +27,9 @@ export function generatedFiles(): Map<string, string> {
   ]);
 }
 
-/** The first differing line of two texts, for a short drift message. */
-export function firstDifference(want: string, got: string): string {
-  const a = want.split("\n");
-  const b = got.split("\n");
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    if (a[i] !== b[i]) {
-      return `line ${i + 1}:\n  - committed: ${b[i] ?? "(end of file)"}\n  + generated: ${a[i] ?? "(end of file)"}`;
-    }
-  }
-  return "(no difference)";
-}
-
-/** Compares the generated files with those under `root`; returns one message per stale or missing file. */
+/** Compares the generated files with those under `root`; one message per stale or missing file. */
 export function checkFiles(root: string): string[] {
-  const stale: string[] = [];
-  for (const [path, want] of generatedFiles()) {
-    let got: string;
-    try {
-      got = readFileSync(join(root, path), "utf8");
-    } catch {
-      stale.push(`${path}: missing`);
-      continue;
-    }
-    if (got !== want)
-      stale.push(`${path}: differs from what the schema generates, first at ${firstDifference(want, got)}`);
-  }
-  return stale;
+  return staleFiles(generatedFiles(), root, "operator/api/generate-crd.ts");
 }
 
 function main(argv: string[]): number {

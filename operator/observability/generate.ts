@@ -2,12 +2,13 @@
 // Prometheus rules file (alerts.ts). `--check` writes nothing and exits 1 when a committed file differs;
 // test/observability/generated.test.ts runs the same check, so drift fails the test suite.
 //   npx tsx operator/observability/generate.ts [--check]
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { rulesFile } from "./alerts.js";
 import { buildDashboard } from "./dashboard.js";
+import { staleFiles } from "../api/generated-files.js";
 
 export const DASHBOARD_FILE = "charts/bulwark/dashboards/bulwark.json";
 export const RULES_FILE = "charts/bulwark/files/prometheus-rules.yaml";
@@ -24,32 +25,9 @@ export function generatedFiles(): Map<string, string> {
   ]);
 }
 
-function firstDifference(want: string, got: string): string {
-  const a = want.split("\n");
-  const b = got.split("\n");
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    if (a[i] !== b[i]) {
-      return `line ${i + 1}:\n  - committed: ${b[i] ?? "(end of file)"}\n  + generated: ${a[i] ?? "(end of file)"}`;
-    }
-  }
-  return "(no difference)";
-}
-
 /** Compares the generated files with those under `root`; one message per stale or missing file. */
 export function checkFiles(root: string): string[] {
-  const stale: string[] = [];
-  for (const [path, want] of generatedFiles()) {
-    let got: string;
-    try {
-      got = readFileSync(join(root, path), "utf8");
-    } catch {
-      stale.push(`${path}: missing`);
-      continue;
-    }
-    if (got !== want)
-      stale.push(`${path}: differs from what generate.ts writes, first at ${firstDifference(want, got)}`);
-  }
-  return stale;
+  return staleFiles(generatedFiles(), root, "operator/observability/generate.ts");
 }
 
 function main(argv: string[]): number {

@@ -9,6 +9,7 @@
 import { validateHeaderName, validateHeaderValue } from "node:http";
 import type { Counter, Gauge, Histogram } from "prom-client";
 import type {
+  BulkheadConfig,
   ConfigProblem,
   FailureKind,
   FallbackConfig,
@@ -378,6 +379,52 @@ export function breakerKey(u: HttpUpstreamConfig): string {
   return `${u.policy}\0${u.name}\0${JSON.stringify(u.circuitBreaker)}`;
 }
 
+/**
+ * The rule's breaker: the previous config's when the rule is unchanged (same key), so its state survives a
+ * reload; else a fresh one.
+ */
+function carryBreaker(
+  prev: ReadonlyMap<string, BreakerCell>,
+  next: Map<string, BreakerCell>,
+  key: string,
+  rule: { readonly name: string; readonly policy: string },
+  options: NonNullable<HttpUpstreamConfig["circuitBreaker"]>,
+  deps: RuntimeDeps,
+): BreakerCell {
+  const old = prev.get(rule.name);
+  const cell =
+    old && old.key === key
+      ? old
+      : new BreakerCell(key, rule.name, rule.policy, breakerOptions(options), deps);
+  next.set(rule.name, cell);
+  return cell;
+}
+
+/**
+ * The rule's bulkhead: the previous one, resized only once the whole config compiled (in-flight calls keep
+ * their slots), or a fresh one.
+ */
+function carryBulkhead(
+  prev: ReadonlyMap<string, Bulkhead>,
+  next: Map<string, Bulkhead>,
+  name: string,
+  b: BulkheadConfig,
+  commits: (() => void)[],
+): Bulkhead {
+  const old = prev.get(name);
+  const bulkhead =
+    old ??
+    new Bulkhead({ maxConcurrent: b.maxConcurrent, maxQueue: b.maxQueue, queueTimeoutMs: b.queueTimeoutMs });
+  if (old) {
+    commits.push(() => {
+      old.setQueue(b.maxQueue, b.queueTimeoutMs);
+      old.setLimit(b.maxConcurrent, performance.now());
+    });
+  }
+  next.set(name, bulkhead);
+  return bulkhead;
+}
+
 export type CompileResult = { ok: true; runtime: Runtime } | { ok: false; problems: ConfigProblem[] };
 
 /**
@@ -421,35 +468,11 @@ export function compileRuntime(
   config.upstreams.forEach((u, i) => {
     if (u.protocol === "tcp") {
       try {
-        let breaker: BreakerCell | undefined;
-        if (u.circuitBreaker) {
-          const key = tcpBreakerKey(u);
-          const old = prev.tcpBreakers.get(u.name);
-          breaker =
-            old && old.key === key
-              ? old
-              : new BreakerCell(key, u.name, u.policy, breakerOptions(u.circuitBreaker), deps);
-          next.tcpBreakers.set(u.name, breaker);
-        }
-        let bulkhead: Bulkhead | undefined;
-        if (u.bulkhead) {
-          const b = u.bulkhead;
-          const old = prev.tcpBulkheads.get(u.name);
-          if (old) {
-            bulkhead = old;
-            commits.push(() => {
-              old.setQueue(b.maxQueue, b.queueTimeoutMs);
-              old.setLimit(b.maxConcurrent, performance.now());
-            });
-          } else {
-            bulkhead = new Bulkhead({
-              maxConcurrent: b.maxConcurrent,
-              maxQueue: b.maxQueue,
-              queueTimeoutMs: b.queueTimeoutMs,
-            });
-          }
-          next.tcpBulkheads.set(u.name, bulkhead);
-        }
+        const breaker =
+          u.circuitBreaker &&
+          carryBreaker(prev.tcpBreakers, next.tcpBreakers, tcpBreakerKey(u), u, u.circuitBreaker, deps);
+        const bulkhead =
+          u.bulkhead && carryBulkhead(prev.tcpBulkheads, next.tcpBulkheads, u.name, u.bulkhead, commits);
         tcp.push(new TcpUpstreamRuntime(u, breaker, bulkhead, deps.metrics));
       } catch (err) {
         problems.push({ path: `upstreams[${i}]`, message: (err as Error).message });
@@ -457,35 +480,11 @@ export function compileRuntime(
       return;
     }
     try {
-      let breaker: BreakerCell | undefined;
-      if (u.circuitBreaker) {
-        const key = breakerKey(u);
-        const old = prev.breakers.get(u.name);
-        breaker =
-          old && old.key === key
-            ? old
-            : new BreakerCell(key, u.name, u.policy, breakerOptions(u.circuitBreaker), deps);
-        next.breakers.set(u.name, breaker);
-      }
-      let bulkhead: Bulkhead | undefined;
-      if (u.bulkhead) {
-        const b = u.bulkhead;
-        const old = prev.bulkheads.get(u.name);
-        if (old) {
-          bulkhead = old;
-          commits.push(() => {
-            old.setQueue(b.maxQueue, b.queueTimeoutMs);
-            old.setLimit(b.maxConcurrent, performance.now());
-          });
-        } else {
-          bulkhead = new Bulkhead({
-            maxConcurrent: b.maxConcurrent,
-            maxQueue: b.maxQueue,
-            queueTimeoutMs: b.queueTimeoutMs,
-          });
-        }
-        next.bulkheads.set(u.name, bulkhead);
-      }
+      const breaker =
+        u.circuitBreaker &&
+        carryBreaker(prev.breakers, next.breakers, breakerKey(u), u, u.circuitBreaker, deps);
+      const bulkhead =
+        u.bulkhead && carryBulkhead(prev.bulkheads, next.bulkheads, u.name, u.bulkhead, commits);
       let limiter: RateLimiter | undefined;
       if (u.rateLimit) {
         const r = u.rateLimit;
@@ -560,25 +559,8 @@ export function compileRuntime(
         next.inboundLimit = { key, limit };
       }
     }
-    let bulkhead: Bulkhead | undefined;
-    if (ib?.bulkhead) {
-      const b = ib.bulkhead;
-      const old = prev.bulkheads.get("\0inbound");
-      if (old) {
-        bulkhead = old;
-        commits.push(() => {
-          old.setQueue(b.maxQueue, b.queueTimeoutMs);
-          old.setLimit(b.maxConcurrent, performance.now());
-        });
-      } else {
-        bulkhead = new Bulkhead({
-          maxConcurrent: b.maxConcurrent,
-          maxQueue: b.maxQueue,
-          queueTimeoutMs: b.queueTimeoutMs,
-        });
-      }
-      next.bulkheads.set("\0inbound", bulkhead);
-    }
+    const bulkhead =
+      ib?.bulkhead && carryBulkhead(prev.bulkheads, next.bulkheads, "\0inbound", ib.bulkhead, commits);
     let limiter: RateLimiter | undefined;
     if (ib?.rateLimit) {
       const r = ib.rateLimit;

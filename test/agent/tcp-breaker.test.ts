@@ -160,6 +160,9 @@ describe("tcp rules: circuit breaker", () => {
         true,
       );
     } finally {
+      // Stop the restarted agent first: it persists its state into `dir` and would race the removal.
+      await agent?.close();
+      agent = undefined;
       rmSync(dir, { recursive: true, force: true });
     }
   });

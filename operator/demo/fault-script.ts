@@ -48,9 +48,7 @@ export const STEPS: readonly FaultStep[] = [
   {
     id: "pod-unhealthy",
     title: "payments-1 turns unhealthy (readiness fails)",
-    watch:
-      "payments-1 leaves the service rotation, its agent reports the app unhealthy; after three such reports " +
-      "(about 15 s) the operator moves its share of payments-capacity's budget to payments-0",
+    watch: "payments-1 leaves the service rotation, its agent reports the app unhealthy",
     ms: 20_000,
   },
   { id: "pod-recovered", title: "payments-1 healthy again", watch: "quotas split evenly again", ms: 6000 },

@@ -75,7 +75,7 @@ export function renderScreen(s: Snapshot): string {
       "   shedding level: " +
       (s.policies.map((p) => p.sheddingLevel).find((l) => l !== undefined) ?? 0),
   );
-  out.push("  (quotas follow pod health: an unhealthy pod's share of a cluster budget goes to the others)");
+  out.push("  (quotas: each pod's share of a cluster budget, from the operator's allocator)");
   for (const e of s.errors) out.push(`! ${e}`);
   out.push("", "Ctrl-C stops everything.");
   return out.join("\n");

@@ -1,13 +1,12 @@
 // Writes the generated files from the zod schema: the CRD (and the chart's identical copy) and the API
 // reference. `--check` writes nothing and exits 1 when a committed file differs (the drift check `make test` runs).
 //   npx tsx operator/api/generate-crd.ts [--check]
-import { writeFileSync, mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildCrd } from "./crd.js";
 import { toKubeYaml } from "./documents.js";
 import { renderReference } from "./reference-doc.js";
-import { staleFiles } from "./generated-files.js";
+import { runGenerator, staleFiles } from "./generated-files.js";
 
 export const CRD_FILE = "crds/resilience.bulwark.dev_resiliencepolicies.yaml";
 export const CHART_CRD_FILE = "charts/bulwark/crds/resilience.bulwark.dev_resiliencepolicies.yaml";
@@ -34,24 +33,13 @@ export function checkFiles(root: string): string[] {
 
 function main(argv: string[]): number {
   const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-  if (argv.includes("--check")) {
-    const stale = checkFiles(root);
-    if (stale.length > 0) {
-      console.error(
-        `generated files are out of date with the zod schema in operator/api/:\n${stale.join("\n")}\n` +
-          "Run `make crds` and commit the result.",
-      );
-      return 1;
-    }
-    console.log(`up to date: ${[...generatedFiles().keys()].join(", ")}`);
-    return 0;
-  }
-  for (const [path, content] of generatedFiles()) {
-    mkdirSync(dirname(join(root, path)), { recursive: true });
-    writeFileSync(join(root, path), content);
-    console.log(`wrote ${path}`);
-  }
-  return 0;
+  return runGenerator({
+    argv,
+    root,
+    files: generatedFiles(),
+    generator: "operator/api/generate-crd.ts",
+    regenerate: "`make crds`",
+  });
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

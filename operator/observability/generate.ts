@@ -2,13 +2,12 @@
 // Prometheus rules file (alerts.ts). `--check` writes nothing and exits 1 when a committed file differs;
 // test/observability/generated.test.ts runs the same check, so drift fails the test suite.
 //   npx tsx operator/observability/generate.ts [--check]
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { rulesFile } from "./alerts.js";
 import { buildDashboard } from "./dashboard.js";
-import { staleFiles } from "../api/generated-files.js";
+import { runGenerator, staleFiles } from "../api/generated-files.js";
 
 export const DASHBOARD_FILE = "charts/bulwark/dashboards/bulwark.json";
 export const RULES_FILE = "charts/bulwark/files/prometheus-rules.yaml";
@@ -32,24 +31,13 @@ export function checkFiles(root: string): string[] {
 
 function main(argv: string[]): number {
   const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-  if (argv.includes("--check")) {
-    const stale = checkFiles(root);
-    if (stale.length > 0) {
-      console.error(
-        `observability artifacts are out of date:\n${stale.join("\n")}\n` +
-          "Run `npx tsx operator/observability/generate.ts` and commit the result.",
-      );
-      return 1;
-    }
-    console.log(`up to date: ${[...generatedFiles().keys()].join(", ")}`);
-    return 0;
-  }
-  for (const [path, content] of generatedFiles()) {
-    mkdirSync(dirname(join(root, path)), { recursive: true });
-    writeFileSync(join(root, path), content);
-    console.log(`wrote ${path}`);
-  }
-  return 0;
+  return runGenerator({
+    argv,
+    root,
+    files: generatedFiles(),
+    generator: "operator/observability/generate.ts",
+    regenerate: "`make crds`",
+  });
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

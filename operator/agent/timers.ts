@@ -105,8 +105,10 @@ export class DeadlineQueue {
   private readonly fire = (): void => {
     this.timer = undefined;
     this.armedFor = Infinity;
-    // Everything due within the next millisecond runs now: setTimeout's own resolution is 1 ms.
-    const now = this.clock() + 1;
+    // Only what is due runs: callers compare their own deadlines with now() (a bulkhead's queue expiry), so
+    // a callback run early would find nothing due and its waiter would hang. setTimeout may wake us a
+    // fraction of a millisecond early; the rest is re-armed below and fires on the next tick.
+    const now = this.clock();
     while (this.heap.length > 0 && this.heap[0]!.at <= now) {
       const e = this.pop()!;
       const fn = e.fn;

@@ -33,14 +33,19 @@ async function server(opts: Partial<DistributionServerOptions> = {}): Promise<Di
   return s;
 }
 
-function agent(s: DistributionServer, pod: string, initialVersion?: string): ScriptedAgent {
+function agent(
+  s: DistributionServer,
+  pod: string,
+  initialVersion?: string,
+  backoff = { baseMs: 20, maxMs: 200 },
+): ScriptedAgent {
   const [namespace = "", name = ""] = pod.split("/");
   const a = new ScriptedAgent(
     {
       url: s.url,
       tokenFile: tokenFile(`tok:${pod}`),
       pod: { namespace, name },
-      backoff: { baseMs: 20, maxMs: 200 },
+      backoff,
     },
     initialVersion,
   );
@@ -128,7 +133,9 @@ describe("distribution server", () => {
 
   it("a new connection for the same pod replaces the old one", async () => {
     const s = await server();
-    const first = agent(s, "shop/e");
+    // The first agent backs off for long after being replaced, so it cannot reconnect and replace the
+    // second in turn before the counts are read (it did, on a busy machine).
+    const first = agent(s, "shop/e", undefined, { baseMs: 30_000, maxMs: 60_000 });
     await until(() => first.source.state === "connected");
     const second = agent(s, "shop/e");
     await until(() => second.source.state === "connected");
@@ -136,7 +143,7 @@ describe("distribution server", () => {
     expect(first.source.lastError).toMatch(/replaced|ended/);
     expect(s.connectedPods()).toEqual(["shop/e"]);
     expect(await counter(s, "bulwark_distribution_disconnects_total", { reason: "replaced" })).toBe(1);
-    await first.stop(); // stop the first before it reconnects and replaces the second in turn
+    await first.stop();
   });
 
   it("keeps the latest report per pod and hands it to listeners", async () => {

@@ -29,7 +29,7 @@ export interface AgentOptions {
   readonly random?: Random;
   /** Where recovery-log lines go. Default stdout. */
   readonly logWrite?: (line: string) => void;
-  /** Interval of status reports to the source, ms. Default 5000. */
+  /** Interval of status reports to the source, ms, overriding the settings' (tests). */
   readonly reportIntervalMs?: number;
   /** Listen host for all three listeners, overriding the settings (tests use 127.0.0.1). */
   readonly host?: string;
@@ -161,7 +161,7 @@ export class Agent {
     for (const h of ["127.0.0.1", "localhost", "::1"]) this.selfAuthorities.add(`${h}:${outbound}`);
     this.log.emit("agent-started", { ports: this.ports_, source: this.source.name });
     this.source.subscribe((c) => this.apply(c));
-    const every = this.options.reportIntervalMs ?? 5000;
+    const every = this.options.reportIntervalMs ?? this.settings.reportIntervalMs ?? 5000;
     this.reportTimer = setInterval(() => this.source.report(this.report()), every);
     this.reportTimer.unref();
   }
@@ -463,7 +463,15 @@ export class Agent {
         concurrencyLimit: rt?.inbound.limit?.limit,
         sheddingLevel: rt?.inbound.shedder?.sheddingLevel ?? 0,
         bulkhead: rt?.inbound.bulkhead
-          ? { inflight: rt.inbound.bulkhead.inflight, queued: rt.inbound.bulkhead.queued }
+          ? {
+              inflight: rt.inbound.bulkhead.inflight,
+              queued: rt.inbound.bulkhead.queued,
+              maxConcurrent: rt.inbound.bulkhead.maxConcurrent,
+            }
+          : undefined,
+        // The enforced rate (the pod's quota when the policy has a cluster budget).
+        rateLimit: rt?.inbound.rule?.rateLimit
+          ? { requestsPerSecond: rt.inbound.rule.rateLimit.requestsPerSecond }
           : undefined,
       },
       stateDir: this.store ? { file: this.store.file, lastError: this.store.lastError } : undefined,

@@ -41,6 +41,8 @@ export interface AgentSettings {
   listenAddress: string;
   /** `--state-max-age` / `BULWARK_STATE_MAX_AGE`: persisted breaker states older than this (seconds) are ignored. Default 600. */
   stateMaxAgeMs: number;
+  /** `--report-interval` / `BULWARK_REPORT_INTERVAL`: seconds between load reports to the operator. Default 5. */
+  reportIntervalMs?: number;
 }
 
 export const AGENT_DEFAULTS = {
@@ -50,11 +52,12 @@ export const AGENT_DEFAULTS = {
   appPort: 8080,
   listenAddress: "0.0.0.0",
   stateMaxAgeMs: 600_000,
+  reportIntervalMs: 5000,
 } as const;
 
 export const AGENT_HELP = `Usage: bulwark agent [--config FILE] [--operator URL --token-file FILE [--operator-ca FILE]] --pod NAME --namespace NS
                      [--admin-port 15000] [--outbound-port 15001] [--inbound-port 15006] [--app-port 8080]
-                     [--state-dir DIR] [--listen-address 0.0.0.0] [--state-max-age 600]
+                     [--state-dir DIR] [--listen-address 0.0.0.0] [--state-max-age 600] [--report-interval 5]
 
 The sidecar proxy that enforces a pod's resilience config: retries, circuit breakers, timeouts, bulkheads,
 rate limits, fallbacks on the app's outbound calls; priority load shedding, adaptive concurrency, bulkhead
@@ -74,6 +77,7 @@ Flags (each also read from the environment variable shown; a flag wins):
   --state-dir DIR        BULWARK_STATE_DIR       persist last good config and breaker states here (default: off)
   --listen-address ADDR  BULWARK_LISTEN_ADDRESS  address of the inbound and admin listeners (default 0.0.0.0)
   --state-max-age SECS   BULWARK_STATE_MAX_AGE   ignore persisted breaker states older than this (default 600)
+  --report-interval SECS BULWARK_REPORT_INTERVAL seconds between load reports to the operator (default 5)
 Port 0 picks a free port (tests). Exit codes: 0 after SIGINT/SIGTERM, 1 runtime failure, 2 usage error.`;
 
 const flagOptions = {
@@ -90,6 +94,7 @@ const flagOptions = {
   "state-dir": { type: "string" },
   "listen-address": { type: "string" },
   "state-max-age": { type: "string" },
+  "report-interval": { type: "string" },
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -115,15 +120,23 @@ export function loadSettings(argv: string[], env: Env = process.env): AgentSetti
     }
     return n;
   };
-  const maxAgeRaw = pick("state-max-age", "BULWARK_STATE_MAX_AGE");
-  let stateMaxAgeMs: number = AGENT_DEFAULTS.stateMaxAgeMs;
-  if (maxAgeRaw !== undefined) {
-    if (!/^\d+$/.test(maxAgeRaw)) {
-      throw new SettingsError(
-        `--state-max-age (BULWARK_STATE_MAX_AGE): expected seconds, got "${maxAgeRaw}"`,
-      );
-    }
-    stateMaxAgeMs = Number(maxAgeRaw) * 1000;
+  const seconds = (flag: keyof typeof flagOptions, envName: string, dflt: number): number => {
+    const raw = pick(flag, envName);
+    if (raw === undefined) return dflt;
+    if (!/^\d+(\.\d+)?$/.test(raw))
+      throw new SettingsError(`--${flag} (${envName}): expected seconds, got "${raw}"`);
+    return Math.round(Number(raw) * 1000);
+  };
+  const stateMaxAgeMs = seconds("state-max-age", "BULWARK_STATE_MAX_AGE", AGENT_DEFAULTS.stateMaxAgeMs);
+  const reportIntervalMs = seconds(
+    "report-interval",
+    "BULWARK_REPORT_INTERVAL",
+    AGENT_DEFAULTS.reportIntervalMs,
+  );
+  if (reportIntervalMs < 100) {
+    throw new SettingsError(
+      `--report-interval (BULWARK_REPORT_INTERVAL): at least 0.1 seconds, got "${pick("report-interval", "BULWARK_REPORT_INTERVAL")}"`,
+    );
   }
   const settings: AgentSettings = {
     configFile: pick("config", "BULWARK_CONFIG"),
@@ -139,6 +152,7 @@ export function loadSettings(argv: string[], env: Env = process.env): AgentSetti
     stateDir: pick("state-dir", "BULWARK_STATE_DIR"),
     listenAddress: pick("listen-address", "BULWARK_LISTEN_ADDRESS") ?? AGENT_DEFAULTS.listenAddress,
     stateMaxAgeMs,
+    reportIntervalMs,
   };
   if (settings.configFile === undefined && settings.operatorUrl === undefined) {
     throw new SettingsError("need --config FILE (standalone) or --operator URL --token-file FILE");

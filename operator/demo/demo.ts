@@ -7,10 +7,9 @@ import http from "node:http";
 import { delimiter, join } from "node:path";
 import { stringify } from "yaml";
 import { buildCrd } from "../api/crd.js";
+import { distributionServerFactory } from "../app/distribution.js";
 import { startOperator, type RunningOperator } from "../app/operator.js";
 import { startDevCluster, type DevCluster } from "../devcluster/server.js";
-import { TokenReviewAuthenticator } from "../distribution/agent-authenticator.js";
-import { startDistributionServer } from "../distribution/distribution-server.js";
 import { startApp, type DemoApp } from "./apps.js";
 import { DemoCluster } from "./cluster.js";
 import { FaultScript } from "./fault-script.js";
@@ -160,25 +159,14 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       withdrawalTimeoutMs: 5000,
       shutdownTimeoutMs: 5000,
       logger,
-      distributor: async (ctx) => {
-        const server = await startDistributionServer({
-          port: ctx.distributionPort,
-          host: "127.0.0.1",
-          authenticator: new TokenReviewAuthenticator(ctx.kubeClient),
-          metrics: ctx.metrics,
-          clock: ctx.clock,
-          operatorId: "bulwark-up",
-          log: (event, fields) => logger.debug(event, fields),
-        });
-        distributionUrl = server.url;
-        return {
-          setDesired: (pod, config) => server.setDesired(pod, config),
-          propagation: (pod) => server.propagation(pod),
-          onChange: (listener) => server.onChange(listener),
-          forget: (pod) => server.forget(pod),
-          stop: () => server.close(),
-        };
-      },
+      // The operator's own distribution factory, so the demo runs exactly what `bulwark operator` runs
+      // (reports reach the allocator; a hand-wired copy once dropped them and quotas never moved).
+      distributor: distributionServerFactory({
+        host: "127.0.0.1",
+        operatorId: "bulwark-up",
+        onStarted: (server) => (distributionUrl = server.url),
+        log: (event, fields) => logger.debug(event, fields),
+      }),
     });
     stack.push({ name: "operator", stop: () => operator.stop() });
     void operator.done.then((exit) => {

@@ -48,7 +48,7 @@ export const STEPS: readonly FaultStep[] = [
   {
     id: "pod-unhealthy",
     title: "payments-1 turns unhealthy (readiness fails)",
-    watch: "payments-1 leaves the service rotation, its agent reports the app unhealthy",
+    watch: "its agent reports the app unhealthy; its quota moves to payments-0 (0/40, never above 40)",
     ms: 20_000,
   },
   { id: "pod-recovered", title: "payments-1 healthy again", watch: "quotas split evenly again", ms: 6000 },

@@ -17,7 +17,15 @@ export interface PodSnapshot {
   readonly configVersion: string | undefined;
   /** upstream name → breaker state (closed | open | half_open). */
   readonly breakers: Record<string, string>;
-  readonly inbound: { limit?: number; inflight?: number; shedTotal?: number; sheddingLevel?: number };
+  readonly inbound: {
+    limit?: number;
+    inflight?: number;
+    shedTotal?: number;
+    sheddingLevel?: number;
+    /** The enforced inbound bulkhead and rate (the pod's quota of a cluster budget). */
+    maxConcurrent?: number;
+    requestsPerSecond?: number;
+  };
   /** The agent's health checks of its app: healthy | unhealthy | unknown (no check configured). */
   readonly appHealth: string | undefined;
   /** bulwark_upstream_requests_total{outcome="fallback"} summed over upstreams. */
@@ -76,7 +84,14 @@ interface AgentStatus {
   version?: string;
   appHealth?: { state?: string } | null;
   upstreams?: { name: string; breaker?: { state: string } }[];
-  inbound?: { concurrencyLimit?: number; inflight?: number; shedTotal?: number; sheddingLevel?: number };
+  inbound?: {
+    concurrencyLimit?: number;
+    inflight?: number;
+    shedTotal?: number;
+    sheddingLevel?: number;
+    bulkhead?: { maxConcurrent?: number };
+    rateLimit?: { requestsPerSecond?: number };
+  };
 }
 
 async function podSnapshot(pod: PodLayout, pid: number | undefined): Promise<PodSnapshot> {
@@ -105,6 +120,10 @@ async function podSnapshot(pod: PodLayout, pid: number | undefined): Promise<Pod
       ...(ib?.inflight !== undefined ? { inflight: ib.inflight } : {}),
       ...(ib?.shedTotal !== undefined ? { shedTotal: ib.shedTotal } : {}),
       ...(ib?.sheddingLevel !== undefined ? { sheddingLevel: ib.sheddingLevel } : {}),
+      ...(ib?.bulkhead?.maxConcurrent !== undefined ? { maxConcurrent: ib.bulkhead.maxConcurrent } : {}),
+      ...(ib?.rateLimit?.requestsPerSecond !== undefined
+        ? { requestsPerSecond: ib.rateLimit.requestsPerSecond }
+        : {}),
     },
     appHealth: status?.appHealth?.state ?? undefined,
     fallbacksTotal: metrics ? sumMetric(metrics, "bulwark_upstream_requests_total", 'outcome="fallback"') : 0,

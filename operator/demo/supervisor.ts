@@ -186,5 +186,8 @@ export function agentArgs(o: {
     "127.0.0.1",
     "--state-dir",
     o.stateDir,
+    // Reports every second so pod health and quotas move within seconds of a fault (the default is 5 s).
+    "--report-interval",
+    "1",
   ];
 }

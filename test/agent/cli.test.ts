@@ -33,7 +33,9 @@ describe("settings", () => {
       appPort: 8080,
       stateDir: "/var/lib/bulwark",
       listenAddress: "0.0.0.0",
+      reportIntervalMs: 5000,
     });
+    expect(loadSettings(["--config", "x"], { BULWARK_REPORT_INTERVAL: "0.5" }).reportIntervalMs).toBe(500);
   });
 
   it("refuses bad values and combinations with usage errors", () => {
@@ -51,6 +53,8 @@ describe("settings", () => {
     expect(bad(["--operator", "http://op:15010"])).toContain("--token-file");
     expect(bad(["--config", "x", "--outbound-port", "15000"])).toContain("must differ");
     expect(bad(["--config", "x", "--bogus"])).toContain("bogus");
+    expect(bad(["--config", "x", "--report-interval", "0"])).toContain("--report-interval");
+    expect(bad(["--config", "x", "--report-interval", "1m"])).toContain("expected seconds");
   });
 });
 

@@ -154,13 +154,33 @@ describe("bulwark up --json --duration 50s --fault-scale 0.5", () => {
     expect(served / sum(critical), JSON.stringify(critical)).toBeGreaterThanOrEqual(0.99);
   });
 
-  it("the unhealthy-pod step shows the agent's health report and the policy's per-pod quotas", () => {
+  it("payments-1 turning unhealthy moves its quota to payments-0, never exceeding the cluster budget", () => {
     const step = snapshots.filter((s) => s.step?.id === "pod-unhealthy");
     expect(step.length).toBeGreaterThan(0);
     expect(step.some((s) => s.pods.find((p) => p.name === "payments-1")?.appHealth === "unhealthy")).toBe(
       true,
     );
-    expect(step.at(-1)?.policies.find((p) => p.name === "payments-capacity")?.quotas.length).toBe(2);
+    // The operator's view (status.quotas): all of the budget (40 concurrent, 200 req/s) to payments-0.
+    const quota = (s: Snapshot, pod: string) =>
+      s.policies.find((p) => p.name === "payments-capacity")?.quotas.find((q) => q.pod === pod);
+    const moved = step.find((s) => quota(s, "payments-0")?.concurrency === 40);
+    expect(moved, JSON.stringify(step.map((s) => s.policies))).toBeDefined();
+    expect(quota(moved as Snapshot, "payments-1")).toMatchObject({ concurrency: 0, requestsPerSecond: 0 });
+    // What the agents enforce (their /status): payments-0 took the whole budget …
+    const enforced = (s: Snapshot, pod: string) => s.pods.find((p) => p.name === pod)?.inbound;
+    expect(step.some((s) => enforced(s, "payments-0")?.maxConcurrent === 40)).toBe(true);
+    expect(step.some((s) => enforced(s, "payments-0")?.requestsPerSecond === 200)).toBe(true);
+    // … and the pods together never enforced more than it, at any sample of the whole run.
+    for (const s of snapshots) {
+      const payments = s.pods.filter((p) => p.app === "payments" && p.up);
+      const concurrent = payments.reduce((n, p) => n + (p.inbound.maxConcurrent ?? 0), 0);
+      const rate = payments.reduce((n, p) => n + (p.inbound.requestsPerSecond ?? 0), 0);
+      expect(concurrent, `t=${s.elapsedMs}`).toBeLessThanOrEqual(40);
+      expect(rate, `t=${s.elapsedMs}`).toBeLessThanOrEqual(200);
+    }
+    // Recovered: an even split again.
+    const after = snapshots.filter((s) => s.step?.id === "pod-recovered" || (s.step?.cycle ?? 1) > 1);
+    expect(after.some((s) => quota(s, "payments-1")?.concurrency === 20)).toBe(true);
   });
 
   it("every process it started is gone after exit", () => {

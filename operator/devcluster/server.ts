@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { Api, type FieldValidation, type RequestInfo } from "./api.js";
 import { Authenticator, type User } from "./auth.js";
 import { registerBuiltins } from "./builtins.js";
+import { RequestLog } from "./request-log.js";
 import { Controllers, prepareCrd } from "./controllers.js";
 import * as discovery from "./discovery.js";
 import {
@@ -85,6 +86,8 @@ export interface DevCluster {
     /** While held, new watch requests wait (release with false). */
     holdWatches(hold: boolean): void;
   };
+  /** Every request received and a bounded log of writes with their user (request-log.ts), for chaos tests. */
+  readonly requests: RequestLog;
   /** Watches answered 410 Expired since start. */
   expiredWatches(): number;
   /** Current cluster-wide resourceVersion. */
@@ -217,6 +220,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
   controllers.syncAllCrds();
   const openapi = new OpenApiCache(registry);
   const faults: FaultState = { ...newFaultState(), ...(opts.faults ?? {}) };
+  const requests = new RequestLog();
 
   // Precreate the namespaces every cluster has.
   const nsType = registry.get("", "v1", "namespaces");
@@ -650,6 +654,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
   }
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    requests.record(req, res, () => auth.authenticate(req.headers.authorization)?.username ?? "");
     handle(req, res).catch((err: unknown) => {
       if (err instanceof ApiError) {
         if (res.headersSent) return void res.end();
@@ -760,6 +765,7 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
         faults.holdWatches = hold;
       },
     },
+    requests,
     expiredWatches: () => hub.expired,
     resourceVersion: () => store.currentRv(),
     watchCount: () => hub.size,

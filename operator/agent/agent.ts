@@ -55,7 +55,9 @@ export class Agent {
   private readonly client: UpstreamClient;
   private readonly health: HealthChecker;
   private readonly store: StateStore | undefined;
-  private readonly inboundLoad: InboundLoad = { inflight: 0, shed: 0 };
+  private readonly inboundLoad: InboundLoad = { inflight: 0, shed: 0, completed: 0, failed: 0 };
+  /** The inbound counters at the previous report (reports carry what happened since). */
+  private atLastReport = { shed: 0, completed: 0, failed: 0 };
   private readonly servers: { admin: http.Server; outbound: http.Server; inbound: http.Server };
   /** The tcp rules' listeners (127.0.0.1:<listenPort> each). */
   readonly tcp: TcpProxy;
@@ -65,7 +67,6 @@ export class Agent {
     | undefined;
   private pendingRestore: PersistedBreaker[] = [];
   private reportTimer: NodeJS.Timeout | undefined;
-  private shedAtLastReport = 0;
   private selfAuthorities = new Set<string>();
   private ports_: AgentPorts | undefined;
 
@@ -482,9 +483,9 @@ export class Agent {
   /** The periodic report to the source. */
   report(): AgentReport {
     const rt = this.current;
-    const shed = this.inboundLoad.shed;
-    const since = shed - this.shedAtLastReport;
-    this.shedAtLastReport = shed;
+    const { shed, completed, failed } = this.inboundLoad;
+    const last = this.atLastReport;
+    this.atLastReport = { shed, completed, failed };
     return {
       pod: { namespace: this.settings.namespace, name: this.settings.pod },
       activeVersion: rt?.version,
@@ -501,7 +502,9 @@ export class Agent {
             inflight: this.inboundLoad.inflight,
             concurrencyLimit: rt.inbound.limit?.limit,
             sheddingLevel: rt.inbound.shedder?.sheddingLevel ?? 0,
-            shedSinceLastReport: since,
+            shedSinceLastReport: shed - last.shed,
+            completedSinceLastReport: completed - last.completed,
+            failedSinceLastReport: failed - last.failed,
           }
         : undefined,
       at: Date.now(),

@@ -65,6 +65,9 @@ export interface AgentReport {
         readonly sheddingLevel: number;
         /** Requests shed since the previous report. */
         readonly shedSinceLastReport: number;
+        /** Admitted requests that ended since the previous report, and those that failed (5xx, errors). */
+        readonly completedSinceLastReport?: number;
+        readonly failedSinceLastReport?: number;
       }
     | undefined;
   /** Wall-clock time of the report (ms since the epoch). */

@@ -37,6 +37,9 @@ export interface InboundDeps {
 export interface InboundLoad {
   inflight: number;
   shed: number;
+  /** Admitted requests that ended, and those of them that failed (5xx, app unreachable, timeout, cut). */
+  completed: number;
+  failed: number;
 }
 
 const DROP_DEADLINE = new Set([DEADLINE_HEADER]);
@@ -188,9 +191,12 @@ async function handle(
   const start = deps.timers.now();
   let sampled = false;
   const sample = (dropped: boolean) => {
-    if (sampled || !ib?.limit) return;
+    if (sampled) return;
     sampled = true;
-    ib.limit.onSample(deps.timers.now() - start, inflightAtStart, dropped);
+    // The error ratio in the agent's report (the operator marks a pod degraded on it).
+    load.completed++;
+    if (dropped) load.failed++;
+    ib?.limit?.onSample(deps.timers.now() - start, inflightAtStart, dropped);
   };
   let released = false;
   const release = () => {

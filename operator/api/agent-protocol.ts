@@ -73,6 +73,9 @@ export const agentReportSchema = z.strictObject({
       concurrencyLimit: z.number().nonnegative().optional(),
       sheddingLevel: count,
       shedSinceLastReport: count,
+      // Optional: agents before these fields report no error ratio (the pod is judged on health checks).
+      completedSinceLastReport: count.optional(),
+      failedSinceLastReport: count.optional(),
     })
     .optional(),
   at: z.number().nonnegative(),

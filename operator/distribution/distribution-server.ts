@@ -648,6 +648,12 @@ class Server implements DistributionServer {
             concurrencyLimit: wire.inbound.concurrencyLimit,
             sheddingLevel: wire.inbound.sheddingLevel,
             shedSinceLastReport: wire.inbound.shedSinceLastReport,
+            ...(wire.inbound.completedSinceLastReport === undefined
+              ? {}
+              : { completedSinceLastReport: wire.inbound.completedSinceLastReport }),
+            ...(wire.inbound.failedSinceLastReport === undefined
+              ? {}
+              : { failedSinceLastReport: wire.inbound.failedSinceLastReport }),
           }
         : undefined,
       at: wire.at,

@@ -18,13 +18,36 @@ export interface LoadReport {
         readonly inflight: number;
         readonly concurrencyLimit: number | undefined;
         readonly shedSinceLastReport: number;
+        readonly completedSinceLastReport?: number | undefined;
+        readonly failedSinceLastReport?: number | undefined;
       }
     | undefined;
 }
 
+/**
+ * Fewer inbound requests than this in one report say nothing about the pod's error ratio (2 failures out of
+ * 3 requests is noise, not a degraded pod).
+ */
+export const MIN_REQUESTS_FOR_ERROR_RATIO = 20;
+
+/** The share of the pod's inbound requests that failed since its previous report, when enough ended. */
+export function errorRatio(report: LoadReport): number | undefined {
+  const completed = report.inbound?.completedSinceLastReport ?? 0;
+  if (completed < MIN_REQUESTS_FOR_ERROR_RATIO) return undefined;
+  return (report.inbound?.failedSinceLastReport ?? 0) / completed;
+}
+
 /** Folds one report (plus the pod's readiness from the API) into the pod's health, with hysteresis. */
 export function foldReport(health: HealthState, report: LoadReport, ready: boolean): HealthState {
-  return observe(health, classify({ ready, appHealth: report.appHealth ?? "unknown" }));
+  const ratio = errorRatio(report);
+  return observe(
+    health,
+    classify({
+      ready,
+      appHealth: report.appHealth ?? "unknown",
+      ...(ratio === undefined ? {} : { errorRatio: ratio }),
+    }),
+  );
 }
 
 /** What one budget's agents were told and what they acknowledged, per pod (whole units). */

@@ -3,6 +3,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { allocate } from "../../operator/quota/allocate.js";
+import { foldReport, type LoadReport } from "../../operator/quota/cluster-round.js";
 import {
   classify,
   INITIAL_HEALTH,
@@ -236,5 +237,38 @@ describe("pod health hysteresis", () => {
     expect(classify({ ready: true, appHealth: "unhealthy" })).toBe("bad");
     expect(classify({ ready: true, appHealth: "healthy", errorRatio: 0.3 })).toBe("degraded");
     expect(classify({ ready: true, appHealth: "unknown", errorRatio: 0.01 })).toBe("good");
+  });
+
+  it("marks a pod degraded after three reports with over 10% inbound errors, and only on enough requests", () => {
+    const report = (completed: number, failed: number): LoadReport => ({
+      appHealth: "healthy",
+      upstreams: [],
+      inbound: {
+        inflight: 0,
+        concurrencyLimit: undefined,
+        shedSinceLastReport: 0,
+        completedSinceLastReport: completed,
+        failedSinceLastReport: failed,
+      },
+    });
+    let s: HealthState = INITIAL_HEALTH;
+    for (let i = 0; i < 5; i++) s = foldReport(s, report(10, 9), true); // 90% of too few: noise
+    expect(s.health).toBe("healthy");
+    for (let i = 0; i < 2; i++) s = foldReport(s, report(100, 30), true);
+    expect(s.health).toBe("healthy"); // hysteresis: not yet
+    s = foldReport(s, report(100, 30), true);
+    expect(s.health).toBe("degraded");
+    // Degraded pods keep half weight: 2 healthy + 1 degraded split 50 as 20/20/10.
+    const split = allocate({
+      budget: 50,
+      pods: [
+        { key: "a", health: "healthy" },
+        { key: "b", health: "healthy" },
+        { key: "c", health: s.health },
+      ],
+    });
+    expect([split.get("a"), split.get("b"), split.get("c")]).toEqual([20, 20, 10]);
+    for (let i = 0; i < 2; i++) s = foldReport(s, report(100, 2), true);
+    expect(s.health).toBe("healthy");
   });
 });

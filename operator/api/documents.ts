@@ -63,7 +63,14 @@ export function loadPolicies(text: string, source: string): LoadResult {
         problems.push(`${source}: ${position}: YAML: ${err.message.split("\n")[0]}`);
       return;
     }
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      // toJS throws (not reports) on an alias bomb ("billion laughs"): a problem line, not a crash.
+      problems.push(`${source}: ${position}: YAML: ${(err as Error).message.split("\n")[0]}`);
+      return;
+    }
     if (value === null || value === undefined) return;
     const objects =
       isRecord(value) && (value.kind === "List" || value.kind === `${KIND}List`) && Array.isArray(value.items)

@@ -132,6 +132,8 @@ export function problemsOf(error: z.ZodError, input: unknown, prefix = ""): Prob
  * problems, paths starting at the object's root (`spec.upstreams[0]…`).
  */
 export function validatePolicy(input: unknown): ValidationResult<ResiliencePolicy> {
+  const reserved = reservedKeyProblems(input);
+  if (reserved.length > 0) return { ok: false, problems: reserved };
   const result = ResiliencePolicy.safeParse(input);
   return result.success
     ? { ok: true, value: result.data }
@@ -140,8 +142,51 @@ export function validatePolicy(input: unknown): ValidationResult<ResiliencePolic
 
 /** Validates a spec alone; problem paths start with `spec.`. */
 export function validateSpec(input: unknown): ValidationResult<ResiliencePolicySpec> {
+  const reserved = reservedKeyProblems(input, "spec");
+  if (reserved.length > 0) return { ok: false, problems: reserved };
   const result = ResiliencePolicySpec.safeParse(input);
   return result.success
     ? { ok: true, value: result.data }
     : { ok: false, problems: problemsOf(result.error, input, "spec") };
+}
+
+/**
+ * An own `__proto__` key (JSON.parse and YAML make them) anywhere in the input. zod copies map entries and
+ * loose objects' extra keys by assignment, and assigning `__proto__` sets the prototype instead of a key: the
+ * entry silently vanished (a `matchLabels` entry dropped widened the selector to more pods) or swapped the
+ * parsed object's prototype. No Kubernetes name or label key can be `__proto__`, so it is refused outright.
+ * Iterative, so a 100 000-deep input cannot overflow the stack; stops at the first few.
+ */
+function reservedKeyProblems(input: unknown, prefix = ""): Problem[] {
+  // Each entry links to its parent rather than carrying a copied path, so deep inputs stay linear.
+  interface At {
+    node: unknown;
+    key: PropertyKey;
+    up: At | undefined;
+  }
+  const pathOf = (at: At | undefined): PropertyKey[] => {
+    const out: PropertyKey[] = [];
+    for (let a = at; a?.up !== undefined; a = a.up) out.unshift(a.key);
+    return out;
+  };
+  const problems: Problem[] = [];
+  const stack: At[] = [{ node: input, key: "", up: undefined }];
+  while (stack.length > 0 && problems.length < 10) {
+    const at = stack.pop() as At;
+    const node = at.node;
+    if (node === null || typeof node !== "object") continue;
+    if (Array.isArray(node)) {
+      node.forEach((child, i) => stack.push({ node: child, key: i, up: at }));
+      continue;
+    }
+    for (const key of Object.keys(node)) {
+      if (key === "__proto__")
+        problems.push({
+          path: formatPath([...pathOf(at), key], prefix),
+          message: "reserved key, not allowed",
+        });
+      else stack.push({ node: (node as Record<string, unknown>)[key], key, up: at });
+    }
+  }
+  return problems;
 }

@@ -68,7 +68,14 @@ function loadPods(path: string): { pods: PodInfo[]; problems: string[] } {
       problems.push(`${path}: document ${i + 1}: YAML: ${doc.errors[0]?.message.split("\n")[0] ?? ""}`);
       return;
     }
-    const value = doc.toJS() as { kind?: unknown; items?: unknown } | null;
+    let value: { kind?: unknown; items?: unknown } | null;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 }) as { kind?: unknown; items?: unknown } | null;
+    } catch (err) {
+      // An alias bomb throws instead of reporting: a problem line, not a crash (as loadPolicies does).
+      problems.push(`${path}: document ${i + 1}: YAML: ${(err as Error).message.split("\n")[0]}`);
+      return;
+    }
     if (value === null || value === undefined) return;
     const items = value.kind === "List" || value.kind === "PodList" ? value.items : [value];
     if (!Array.isArray(items)) {

@@ -127,6 +127,11 @@ interface Conn {
   outstanding: { nonce: string; version: string; sentAt: number } | undefined;
   /** Versions not to push again on this connection (NACKed or timed out). */
   readonly noRepush: Set<string>;
+  /**
+   * Nonces pushed on this connection and not answered yet → the version each carried (the last
+   * MAX_UNANSWERED_NONCES). Only these may be answered: an ACK or NACK with any other nonce is ignored.
+   */
+  readonly unanswered: Map<string, string>;
   pingSeq: number;
 }
 
@@ -459,6 +464,7 @@ class Server implements DistributionServer {
       agentVersion: undefined,
       outstanding: undefined,
       noRepush: new Set(),
+      unanswered: new Map(),
       pingSeq: 0,
       stream: undefined as unknown as NdjsonStream,
     };
@@ -606,6 +612,20 @@ class Server implements DistributionServer {
   ): void {
     const entry = conn.pod !== undefined ? this.pods.get(conn.pod) : undefined;
     if (!entry || entry.conn !== conn) return;
+    // An answer must name a push this connection was sent and has not answered, and an ACK the version
+    // that push carried. A made-up nonce, one replayed from an earlier answer or another connection, or an
+    // ACK before any push says nothing true about what the agent runs, so it must not move the recorded
+    // state (fuzzing found an ACK before any push marked any version as acknowledged).
+    const pushed = conn.unanswered.get(nonce);
+    if (pushed === undefined || (answer.ok && answer.version !== pushed)) {
+      this.log("agent-answer-ignored", {
+        pod: conn.pod,
+        nonce: nonce.slice(0, 100),
+        known: pushed !== undefined,
+      });
+      return;
+    }
+    conn.unanswered.delete(nonce);
     const out = conn.outstanding;
     const current = out !== undefined && out.nonce === nonce;
     const now = this.clock.now();
@@ -737,6 +757,10 @@ class Server implements DistributionServer {
     if (conn.outstanding) this.metrics.distributionPushes.inc({ result: "superseded" });
     else this.inflight++;
     conn.outstanding = { nonce, version: d.version, sentAt: this.clock.now() };
+    conn.unanswered.set(nonce, d.version);
+    if (conn.unanswered.size > MAX_UNANSWERED_NONCES) {
+      conn.unanswered.delete(conn.unanswered.keys().next().value as string);
+    }
     // One buffer, one write: copying a few KB is cheaper than a writev of three chunks; the body itself is
     // serialised once per version whatever the number of pushes.
     const size = header.length + d.body.length + TAIL.length;
@@ -837,6 +861,8 @@ class Server implements DistributionServer {
 }
 
 const TAIL = Buffer.from("}\n");
+/** Unanswered pushes remembered per connection (superseded ones may still be ACKed late, truthfully). */
+const MAX_UNANSWERED_NONCES = 16;
 
 function splitKey(pod: string): { namespace: string; name: string } {
   const i = pod.indexOf("/");

@@ -23,9 +23,10 @@ import type { Clock, TimerHandle } from "../controller/clock.js";
 import type { CompiledState } from "../controller/compiled-state.js";
 import type { ConfigDistributor } from "../distribution/config-distributor.js";
 import type { LoadReport, QuotaBook } from "../quota/cluster-round.js";
-import { clusterLoad, foldReport, stepQuotas, stepShedding } from "../quota/cluster-round.js";
+import { clusterLoad, stepQuotas, stepShedding } from "../quota/cluster-round.js";
 import type { HealthState } from "../quota/pod-health.js";
-import { INITIAL_HEALTH } from "../quota/pod-health.js";
+import type { PodState } from "../quota/report-health.js";
+import { foldReport, INITIAL_POD_STATE } from "../quota/report-health.js";
 import type { SheddingState } from "../quota/shedding-level.js";
 import { INITIAL_SHEDDING } from "../quota/shedding-level.js";
 
@@ -56,7 +57,7 @@ type Kind = "concurrency" | "rate";
 const bookKey = (policy: string, rule: string, kind: Kind) => `${policy}\u0000${rule}\u0000${kind}`;
 
 export class QuotaController {
-  private readonly health = new Map<string, HealthState>();
+  private readonly pods = new Map<string, PodState>();
   private readonly books = new Map<string, QuotaBook>();
   private readonly shedding = new Map<string, SheddingState>();
   private readonly disconnectedSince = new Map<string, number>();
@@ -121,13 +122,13 @@ export class QuotaController {
 
   /** A pod's health as the allocator sees it. */
   healthOf(pod: string): HealthState {
-    return this.health.get(pod) ?? INITIAL_HEALTH;
+    return (this.pods.get(pod) ?? INITIAL_POD_STATE).health;
   }
 
   /** Folds one report into the pod's health. */
   observe(pod: string, report: LoadReport): void {
     const ready = this.opts.podReady?.(pod) ?? true;
-    this.health.set(pod, foldReport(this.healthOf(pod), report, ready));
+    this.pods.set(pod, foldReport(this.pods.get(pod) ?? INITIAL_POD_STATE, report, ready));
     this.freshReports.add(pod);
   }
 
@@ -195,8 +196,8 @@ export class QuotaController {
     // Forget policies and rules that went away, and pods no policy selects.
     for (const key of this.books.keys()) if (!live.has(key)) this.books.delete(key);
     for (const key of this.shedding.keys()) if (!state.compiler.hasPolicy(key)) this.shedding.delete(key);
-    for (const pod of this.health.keys()) {
-      if (state.compiler.policiesSelecting(pod).length === 0) this.health.delete(pod);
+    for (const pod of this.pods.keys()) {
+      if (state.compiler.policiesSelecting(pod).length === 0) this.pods.delete(pod);
     }
     if (o.shedding) this.freshReports.clear();
     if (changed.size > 0) {

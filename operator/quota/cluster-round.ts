@@ -3,8 +3,7 @@
 // caller (operator/app/quota-controller.ts) reads the reports and the acknowledgements, calls these, and
 // hands the decisions to the compiler.
 import { allocate } from "./allocate.js";
-import type { Health, HealthState } from "./pod-health.js";
-import { classify, observe } from "./pod-health.js";
+import type { Health } from "./pod-health.js";
 import type { SheddingState } from "./shedding-level.js";
 import { nextSheddingLevel } from "./shedding-level.js";
 import { nextQuotas } from "./transition.js";
@@ -18,36 +17,11 @@ export interface LoadReport {
         readonly inflight: number;
         readonly concurrencyLimit: number | undefined;
         readonly shedSinceLastReport: number;
+        /** Admitted requests that ended since the previous report, and those that failed (5xx, errors). */
         readonly completedSinceLastReport?: number | undefined;
         readonly failedSinceLastReport?: number | undefined;
       }
     | undefined;
-}
-
-/**
- * Fewer inbound requests than this in one report say nothing about the pod's error ratio (2 failures out of
- * 3 requests is noise, not a degraded pod).
- */
-export const MIN_REQUESTS_FOR_ERROR_RATIO = 20;
-
-/** The share of the pod's inbound requests that failed since its previous report, when enough ended. */
-export function errorRatio(report: LoadReport): number | undefined {
-  const completed = report.inbound?.completedSinceLastReport ?? 0;
-  if (completed < MIN_REQUESTS_FOR_ERROR_RATIO) return undefined;
-  return (report.inbound?.failedSinceLastReport ?? 0) / completed;
-}
-
-/** Folds one report (plus the pod's readiness from the API) into the pod's health, with hysteresis. */
-export function foldReport(health: HealthState, report: LoadReport, ready: boolean): HealthState {
-  const ratio = errorRatio(report);
-  return observe(
-    health,
-    classify({
-      ready,
-      appHealth: report.appHealth ?? "unknown",
-      ...(ratio === undefined ? {} : { errorRatio: ratio }),
-    }),
-  );
 }
 
 /** What one budget's agents were told and what they acknowledged, per pod (whole units). */

@@ -3,7 +3,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { allocate } from "../../operator/quota/allocate.js";
-import { foldReport, type LoadReport } from "../../operator/quota/cluster-round.js";
+import type { LoadReport } from "../../operator/quota/cluster-round.js";
 import {
   classify,
   INITIAL_HEALTH,
@@ -16,6 +16,7 @@ import {
   nextSheddingLevel,
   type SheddingState,
 } from "../../operator/quota/shedding-level.js";
+import { foldReport, INITIAL_POD_STATE, type PodState } from "../../operator/quota/report-health.js";
 import { nextQuotas, settled } from "../../operator/quota/transition.js";
 
 const health = fc.constantFrom<Health>("healthy", "degraded", "unhealthy");
@@ -239,9 +240,13 @@ describe("pod health hysteresis", () => {
     expect(classify({ ready: true, appHealth: "unknown", errorRatio: 0.01 })).toBe("good");
   });
 
-  it("marks a pod degraded after three reports with over 10% inbound errors, and only on enough requests", () => {
-    const report = (completed: number, failed: number): LoadReport => ({
-      appHealth: "healthy",
+  it("marks a pod degraded after three judged reports with over 10% errors; too few requests carry over", () => {
+    const report = (
+      completed: number,
+      failed: number,
+      appHealth: "healthy" | "unhealthy" = "healthy",
+    ): LoadReport => ({
+      appHealth,
       upstreams: [],
       inbound: {
         inflight: 0,
@@ -251,24 +256,32 @@ describe("pod health hysteresis", () => {
         failedSinceLastReport: failed,
       },
     });
-    let s: HealthState = INITIAL_HEALTH;
-    for (let i = 0; i < 5; i++) s = foldReport(s, report(10, 9), true); // 90% of too few: noise
-    expect(s.health).toBe("healthy");
+    let s: PodState = INITIAL_POD_STATE;
+    // 4 of 4 failing is no verdict yet (too few requests); the counts carry over into the next report.
+    s = foldReport(s, report(4, 4), true);
+    expect(s).toMatchObject({ health: { health: "healthy", streak: 0 }, completed: 4, failed: 4 });
+    s = foldReport(s, report(6, 0), true); // 4 of 10 failed: the first degraded verdict
+    expect(s).toMatchObject({ health: { toward: "degraded", streak: 1 }, completed: 0 });
+    s = foldReport(s, report(1, 0), true); // a quiet report neither confirms nor resets the streak
+    expect(s.health.streak).toBe(1);
     for (let i = 0; i < 2; i++) s = foldReport(s, report(100, 30), true);
-    expect(s.health).toBe("healthy"); // hysteresis: not yet
-    s = foldReport(s, report(100, 30), true);
-    expect(s.health).toBe("degraded");
+    expect(s.health.health).toBe("degraded");
     // Degraded pods keep half weight: 2 healthy + 1 degraded split 50 as 20/20/10.
     const split = allocate({
       budget: 50,
       pods: [
         { key: "a", health: "healthy" },
         { key: "b", health: "healthy" },
-        { key: "c", health: s.health },
+        { key: "c", health: s.health.health },
       ],
     });
     expect([split.get("a"), split.get("b"), split.get("c")]).toEqual([20, 20, 10]);
     for (let i = 0; i < 2; i++) s = foldReport(s, report(100, 2), true);
-    expect(s.health).toBe("healthy");
+    expect(s.health.health).toBe("healthy");
+    // Failing checks count at once, traffic or not; recovery from unhealthy does not wait for traffic.
+    for (let i = 0; i < 3; i++) s = foldReport(s, report(0, 0, "unhealthy"), true);
+    expect(s.health.health).toBe("unhealthy");
+    for (let i = 0; i < 2; i++) s = foldReport(s, report(0, 0), true);
+    expect(s.health.health).toBe("healthy");
   });
 });

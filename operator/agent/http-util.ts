@@ -223,8 +223,37 @@ export function retryAfterSeconds(ms: number | undefined): string | undefined {
   return String(Math.max(1, Math.ceil(ms / 1000)));
 }
 
+/** More than one Host field in raw header pairs (names compared without case, cheaply by length first). */
+function duplicateHost(raw: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === "host") {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
+}
+
 /** Answers malformed requests, oversized headers and upgrade attempts instead of crashing or hanging. */
 export function guardServer(server: Server, log: RecoveryLog, listener: string): void {
+  // Found by fuzzing (test/fuzz/agent-http.test.ts). Node keeps only the first 2000 header fields
+  // (maxHeadersCount) and drops the rest silently, so a request would be forwarded with headers missing;
+  // the byte bound (maxHeaderSize → 431) is the limit that matters, so no count limit.
+  server.maxHeadersCount = 0;
+  // Node routes by the first of several Host fields yet passes all of them on, so the agent and the next
+  // hop could each read a different one (RFC 9112 §3.2: answer 400). Checked before the proxy's handler.
+  const handlers = server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners("request");
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    if (duplicateHost(req.rawHeaders)) {
+      log.emit("bad-input", { listener, error: "duplicate Host header" });
+      sendLocal(res, 400, "bulwark agent: more than one Host header", ["connection", "close"]);
+      return;
+    }
+    for (const h of handlers) h.call(server, req, res);
+  });
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? "";
     if (code !== "ECONNRESET" && code !== "EPIPE")

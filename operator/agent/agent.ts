@@ -3,7 +3,7 @@
 // proxies on loopback sockets while driving breaker time by hand.
 import type http from "node:http";
 import type { AddressInfo } from "node:net";
-import { Counter } from "prom-client";
+import type { Counter } from "prom-client";
 import { parseSidecarConfig, type ConfigProblem } from "../api/sidecar-config.js";
 import { createMetrics, type Metrics } from "../observability/registry.js";
 import { systemClock, systemRandom, type Clock, type Random } from "../resilience/clock.js";
@@ -88,12 +88,7 @@ export class Agent {
       random: this.random,
       log: this.log,
       shadowDecisions: this.shadowDecisions,
-      bytes: new Counter({
-        name: "bulwark_agent_tcp_bytes_total",
-        help: "Bytes through tcp rules' connections, by direction: sent (app to upstream) and received (upstream to app).",
-        labelNames: ["upstream", "direction"],
-        registers: [this.metrics.registry],
-      }),
+      bytes: this.metrics.tcpBytes,
       ...(options.tcpDrainGraceMs === undefined ? {} : { drainGraceMs: options.tcpDrainGraceMs }),
     });
     this.health = new HealthChecker(this.log);

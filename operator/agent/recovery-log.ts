@@ -21,6 +21,7 @@ export type RecoveryEvent =
   | "deadline-expired"
   | "bad-input"
   | "app-health-changed"
+  | "upstream-health-changed"
   | "state-persist-failed"
   | "agent-started"
   | "agent-stopping";

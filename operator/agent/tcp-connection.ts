@@ -21,8 +21,6 @@ export interface TcpConnectionDeps {
   readonly random: Random;
   readonly log: RecoveryLog;
   readonly shadowDecisions: Counter<string>;
-  /** `bulwark_agent_tcp_bytes_total` (upstream, direction). */
-  readonly bytes: Counter<string>;
 }
 
 export type TcpConnectionPhase = "queued" | "connecting" | "open" | "closed";
@@ -277,6 +275,24 @@ export class TcpConnection {
     }
   }
 
+  private countedSent = 0;
+  private countedReceived = 0;
+  /**
+   * Adds the bytes moved since the last count to `bulwark_tcp_bytes_total`. Called at close and at each
+   * scrape, never per chunk: the socket keeps the totals anyway, and a pooled database connection that
+   * lives for hours still shows its traffic.
+   */
+  countBytes(): void {
+    const up = this.upstream;
+    if (!up) return;
+    const sent = up.bytesWritten;
+    const received = up.bytesRead;
+    if (sent > this.countedSent) this.rule.m.bytesSent.inc(sent - this.countedSent);
+    if (received > this.countedReceived) this.rule.m.bytesReceived.inc(received - this.countedReceived);
+    this.countedSent = sent;
+    this.countedReceived = received;
+  }
+
   private done = false;
   /** Called once when the connection has closed on both sides (shutdown waits on it). */
   closedHook: (() => void) | undefined;
@@ -290,10 +306,7 @@ export class TcpConnection {
       this.holdsSlot = false;
       this.rule.bulkhead?.release(this.deps.timers.now());
     }
-    if (this.upstream) {
-      this.deps.bytes.inc({ upstream: this.rule.name, direction: "sent" }, this.upstream.bytesWritten);
-      this.deps.bytes.inc({ upstream: this.rule.name, direction: "received" }, this.upstream.bytesRead);
-    }
+    this.countBytes();
     this.onDone(this);
     this.closedHook?.();
   }

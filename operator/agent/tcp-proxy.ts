@@ -7,9 +7,9 @@ import net from "node:net";
 import type { Counter } from "prom-client";
 import type { Clock, Random } from "../resilience/clock.js";
 import type { RecoveryLog } from "./recovery-log.js";
-import { TCP_BUFFER_BYTES } from "./tcp-connect.js";
+import { connectOnce, TCP_BUFFER_BYTES } from "./tcp-connect.js";
 import { TcpConnection } from "./tcp-connection.js";
-import { TcpHealthProbe } from "./tcp-health-probe.js";
+import { TcpHealthProbe, type TcpHealthProbeStatus } from "./tcp-health-probe.js";
 import type { TcpUpstreamRuntime } from "./tcp-rule.js";
 import type { DeadlineQueue } from "./timers.js";
 
@@ -19,6 +19,7 @@ export interface TcpProxyDeps {
   readonly random: Random;
   readonly log: RecoveryLog;
   readonly shadowDecisions: Counter<string>;
+  /** `bulwark_tcp_bytes_total`: open connections' bytes are added to it at each scrape. */
   readonly bytes: Counter<string>;
   /** Listen address. Default 127.0.0.1 (the app connects to the agent on loopback). */
   readonly host?: string;
@@ -48,6 +49,8 @@ export interface TcpListenerStatus {
   readonly connections: number;
   /** Of which waiting in the bulkhead queue. */
   readonly queued: number;
+  /** The connect probe, when the rule has one (and a breaker for it to feed). */
+  readonly healthCheck?: TcpHealthProbeStatus;
 }
 
 export class TcpProxy {
@@ -58,6 +61,14 @@ export class TcpProxy {
 
   constructor(private readonly deps: TcpProxyDeps) {
     this.graceMs = deps.drainGraceMs ?? 30_000;
+    // prom-client calls a metric's `collect` before each scrape; the metric table builds the counter
+    // generically, so the hook is set here, where the connections are.
+    (deps.bytes as unknown as { collect?: () => void }).collect = () => this.countOpenBytes();
+  }
+
+  private countOpenBytes(): void {
+    for (const c of this.draining) c.countBytes();
+    for (const l of this.listeners.values()) for (const c of l.conns) c.countBytes();
   }
 
   /** Makes the listeners match `rules`. Binding is asynchronous: `settled()` waits for it. */
@@ -72,7 +83,9 @@ export class TcpProxy {
         if (l.rule !== rule) {
           const probeChanged =
             l.rule.breaker !== rule.breaker ||
-            l.rule.rule.healthProbe?.intervalMs !== rule.rule.healthProbe?.intervalMs;
+            JSON.stringify(l.rule.rule.healthCheck) !== JSON.stringify(rule.rule.healthCheck) ||
+            l.rule.host !== rule.host ||
+            l.rule.port !== rule.port;
           l.rule = rule;
           if (probeChanged) {
             l.probe?.stop();
@@ -101,6 +114,7 @@ export class TcpProxy {
         listenError: l.error,
         connections: l.conns.size,
         queued,
+        ...(l.probe ? { healthCheck: l.probe.status() } : {}),
       };
     }
     return undefined;
@@ -194,8 +208,35 @@ export class TcpProxy {
   }
 
   private probeFor(rule: TcpUpstreamRuntime): TcpHealthProbe | undefined {
-    const p = rule.rule.healthProbe;
-    if (!p || !rule.breaker) return undefined;
-    return new TcpHealthProbe(rule, p.intervalMs, this.deps.timers, this.deps.clock);
+    const settings = rule.rule.healthCheck;
+    if (!settings || !rule.breaker) return undefined;
+    const { host, port, name } = rule;
+    const timers = this.deps.timers;
+    return new TcpHealthProbe({
+      breaker: rule.breaker.breaker,
+      settings,
+      scheduler: timers,
+      clock: this.deps.clock,
+      connect: async (timeoutMs) => {
+        const r = await connectOnce(host, port, timeoutMs, timers);
+        if ("error" in r) return { ok: false, error: r.error };
+        r.socket.destroy();
+        return { ok: true };
+      },
+      onProbe: (v) => {
+        (v.ok ? rule.m.probeSuccess : rule.m.probeFailure).inc();
+        // One line when the probe first finds the upstream down in an open period, one when it comes back.
+        if (v.firstFailure || v.action === "half-open") {
+          this.deps.log.emit("upstream-health-changed", {
+            listener: "tcp",
+            upstream: name,
+            policy: rule.policy,
+            healthy: v.ok,
+            breaker: v.action,
+            ...(v.error === undefined ? {} : { error: v.error }),
+          });
+        }
+      },
+    });
   }
 }

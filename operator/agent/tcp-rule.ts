@@ -18,6 +18,12 @@ export interface TcpRuleMetrics {
   readonly connect: Histogram<string>;
   readonly retryAttempted: Counter<string>;
   readonly bulkheadRejected: Counter<string>;
+  /** `bulwark_tcp_bytes_total`: app to upstream, upstream to app. */
+  readonly bytesSent: Counter<string>;
+  readonly bytesReceived: Counter<string>;
+  /** `bulwark_tcp_health_probes_total`. */
+  readonly probeSuccess: Counter<string>;
+  readonly probeFailure: Counter<string>;
 }
 
 export class TcpUpstreamRuntime {
@@ -70,6 +76,19 @@ export class TcpUpstreamRuntime {
       bulkheadRejected: metrics.bulkheadRejected.labels({
         policy: rule.policy,
         upstream,
+      }) as unknown as Counter<string>,
+      bytesSent: metrics.tcpBytes.labels({ upstream, direction: "sent" }) as unknown as Counter<string>,
+      bytesReceived: metrics.tcpBytes.labels({
+        upstream,
+        direction: "received",
+      }) as unknown as Counter<string>,
+      probeSuccess: metrics.tcpHealthProbes.labels({
+        upstream,
+        result: "success",
+      }) as unknown as Counter<string>,
+      probeFailure: metrics.tcpHealthProbes.labels({
+        upstream,
+        result: "failure",
       }) as unknown as Counter<string>,
     };
   }

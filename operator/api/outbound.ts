@@ -277,6 +277,31 @@ export const Fault = z
   })
   .describe("Fault injection, to test this policy on live traffic. HTTP only. Off unless set.");
 
+export const TcpHealthCheck = withRules(
+  z.strictObject({
+    interval: duration().default("1s").describe("Time between probes while the breaker is open (duration)."),
+    timeout: duration()
+      .default("500ms")
+      .describe("Timeout of one probe's connect (duration); must be <= interval."),
+    healthyThreshold: z
+      .int()
+      .min(1)
+      .max(100)
+      .default(1)
+      .describe(
+        "Consecutive successful probes, after a failed one, that move the open breaker to half-open at once.",
+      ),
+  }),
+  [RULES.tcpHealthTimeoutLteInterval],
+).describe(
+  "A TCP connect probe of host:port while the circuit breaker is open, feeding its half-open decision. " +
+    "A probe that fails keeps the breaker open past its open duration, until a probe connects; once a probe " +
+    "has failed, healthyThreshold successful probes in a row move it to half-open at once, so trial " +
+    "connections start within one interval of the upstream's return. A probe that connects without having " +
+    "seen the upstream down changes nothing (it cannot tell more than the failures that opened the breaker). " +
+    "A closed breaker's upstream is never probed. tcp only; needs circuitBreaker. Unset: no probe.",
+);
+
 const UpstreamFields = withRules(
   z.strictObject({
     name: dnsLabel().describe(
@@ -306,12 +331,15 @@ const UpstreamFields = withRules(
     rateLimit: RateLimit.optional().describe("Rate limit of calls. HTTP only. Unset: none."),
     fallback: Fallback.optional(),
     fault: Fault.optional(),
+    healthCheck: TcpHealthCheck.optional(),
   }),
   [
     RULES.perTryTimeoutLteTimeout,
     RULES.slowCallLtTimeout,
     RULES.tcpNeedsListenPort,
     RULES.listenPortOnlyTcp,
+    RULES.healthCheckOnlyTcp,
+    RULES.healthCheckNeedsBreaker,
     ...HTTP_ONLY_FIELDS.map((f) => RULES.tcpForbids[f]),
   ],
 );
@@ -353,6 +381,7 @@ export type FallbackUpstream = z.infer<typeof FallbackUpstream>;
 export type CacheFallback = z.infer<typeof CacheFallback>;
 export type Fallback = z.infer<typeof Fallback>;
 export type Fault = z.infer<typeof Fault>;
+export type TcpHealthCheck = z.infer<typeof TcpHealthCheck>;
 export type Upstream = z.infer<typeof Upstream>;
 export type RetryOn = (typeof RETRY_ON)[number];
 export type Jitter = (typeof JITTER)[number];

@@ -65,6 +65,7 @@ interface UpstreamNode {
   listenPort?: number | undefined;
   retry?: { perTryTimeout?: string | undefined } | undefined;
   circuitBreaker?: { slowCall?: { duration: string } | undefined } | undefined;
+  healthCheck?: unknown;
 }
 interface Fallback {
   static?: unknown;
@@ -124,6 +125,20 @@ function durationBetween(id: string, min: string, max: string): Rule<string> {
     messageExpression: lit(text),
     check: (s) => parseDuration(s) >= parseDuration(min) && parseDuration(s) <= parseDuration(max),
     message: () => text,
+  };
+}
+
+/** `timeout <= interval` for a probe (the app's health check, a tcp upstream's connect probe). */
+function timeoutLteInterval(id: string, at: string): Rule<HealthCheck> {
+  return {
+    id,
+    at,
+    rule: "duration(self.timeout) <= duration(self.interval)",
+    messageExpression: "'must be <= interval (' + self.interval + ')'",
+    fallbackMessage: "must be <= interval",
+    fieldPath: ".timeout",
+    check: (h) => parseDuration(h.timeout) <= parseDuration(h.interval),
+    message: (h) => `must be <= interval (${h.interval})`,
   };
 }
 
@@ -243,6 +258,28 @@ export const RULES = {
     reason: "FieldValueForbidden",
     check: (u) => isTcp(u) || u.listenPort === undefined,
     message: () => "only valid for tcp upstreams (protocol: tcp)",
+  } satisfies Rule<UpstreamNode>,
+
+  healthCheckOnlyTcp: {
+    id: "health-check-only-tcp",
+    at: "spec.upstreams[]",
+    rule: `${CEL_IS_TCP} || !has(self.healthCheck)`,
+    messageExpression: lit("only valid for tcp upstreams (protocol: tcp)"),
+    fieldPath: ".healthCheck",
+    reason: "FieldValueForbidden",
+    check: (u) => isTcp(u) || u.healthCheck === undefined,
+    message: () => "only valid for tcp upstreams (protocol: tcp)",
+  } satisfies Rule<UpstreamNode>,
+
+  // The probe only moves the breaker: without one it would connect on an interval and change nothing.
+  healthCheckNeedsBreaker: {
+    id: "health-check-needs-breaker",
+    at: "spec.upstreams[]",
+    rule: "!has(self.healthCheck) || has(self.circuitBreaker)",
+    messageExpression: lit("needs circuitBreaker: the probe only feeds the breaker's half-open decision"),
+    fieldPath: ".healthCheck",
+    check: (u) => u.healthCheck === undefined || u.circuitBreaker !== undefined,
+    message: () => "needs circuitBreaker: the probe only feeds the breaker's half-open decision",
   } satisfies Rule<UpstreamNode>,
 
   tcpForbids: tcpRules,
@@ -408,16 +445,11 @@ export const RULES = {
     message: (a) => `must be >= minLimit (${a.minLimit})`,
   } satisfies Rule<Adaptive>,
 
-  healthTimeoutLteInterval: {
-    id: "health-timeout-lte-interval",
-    at: "spec.inbound.healthCheck",
-    rule: "duration(self.timeout) <= duration(self.interval)",
-    messageExpression: "'must be <= interval (' + self.interval + ')'",
-    fallbackMessage: "must be <= interval",
-    fieldPath: ".timeout",
-    check: (h) => parseDuration(h.timeout) <= parseDuration(h.interval),
-    message: (h) => `must be <= interval (${h.interval})`,
-  } satisfies Rule<HealthCheck>,
+  healthTimeoutLteInterval: timeoutLteInterval("health-timeout-lte-interval", "spec.inbound.healthCheck"),
+  tcpHealthTimeoutLteInterval: timeoutLteInterval(
+    "tcp-health-timeout-lte-interval",
+    "spec.upstreams[].healthCheck",
+  ),
 
   specHasRules: {
     id: "spec-has-rules",

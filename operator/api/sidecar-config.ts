@@ -145,8 +145,22 @@ export const tcpUpstreamConfigSchema = z.strictObject({
       upstream: z.strictObject({ host: hostName, port }),
     })
     .optional(),
-  /** A TCP connect probe of the upstream every intervalMs while its breaker is open: success moves it to half-open early. */
-  healthProbe: z.strictObject({ intervalMs: positiveMs }).optional(),
+  /**
+   * A TCP connect probe of host:port every intervalMs while the breaker is open (timeoutMs each): a failed
+   * probe holds the breaker open until a probe connects; after a failed probe, healthyThreshold successful
+   * probes in a row move it to half-open at once. See operator/agent/tcp-health-probe.ts.
+   */
+  healthCheck: z
+    .strictObject({
+      intervalMs: positiveMs,
+      timeoutMs: positiveMs,
+      healthyThreshold: z.number().int().min(1).max(100),
+    })
+    .refine((h) => h.timeoutMs <= h.intervalMs, {
+      message: "timeoutMs must be <= intervalMs",
+      path: ["timeoutMs"],
+    })
+    .optional(),
 });
 
 export const upstreamConfigSchema = z.discriminatedUnion("protocol", [

@@ -80,6 +80,14 @@ function lowerTcp(rule: Upstream, origin: RuleOrigin, quota: PodQuota): TcpUpstr
           }
         : undefined,
     ),
+    ...optional(
+      "healthCheck",
+      rule.healthCheck && {
+        intervalMs: parseDuration(rule.healthCheck.interval),
+        timeoutMs: parseDuration(rule.healthCheck.timeout),
+        healthyThreshold: rule.healthCheck.healthyThreshold,
+      },
+    ),
   };
 }
 

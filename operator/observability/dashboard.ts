@@ -347,6 +347,22 @@ function traffic(): Row {
         ],
         24,
       ),
+    )
+    .withPanel(
+      ts(
+        "TCP throughput",
+        "Bytes per second through the agents' tcp rules: sent (app to upstream) and received (upstream to app).",
+        "Bps",
+        [q(rateOf("tcpBytes", NS_UPSTREAM, ["upstream", "direction"]), "{{upstream}}: {{direction}}")],
+      ),
+    )
+    .withPanel(
+      ts(
+        "TCP health probes",
+        "Connect probes of tcp upstreams whose breaker is open, by result; failures hold the breaker open, successes after a failure half-open it.",
+        "ops",
+        [q(rateOf("tcpHealthProbes", NS_UPSTREAM, ["upstream", "result"]), "{{upstream}}: {{result}}")],
+      ),
     );
 }
 

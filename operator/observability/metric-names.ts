@@ -103,6 +103,20 @@ export const METRICS = define({
     help: "Decisions a shadow-mode rule took but did not enforce (would have rejected, queued, retried, shed, faulted or served a fallback); upstream is the rule's name or inbound.",
     source: "agent",
   },
+  tcpBytes: {
+    name: "bulwark_tcp_bytes_total",
+    type: "counter",
+    labels: ["upstream", "direction"],
+    help: "Bytes through a tcp rule's connections, by direction: sent (app to upstream) and received (upstream to app); open connections are counted up to each scrape.",
+    source: "agent",
+  },
+  tcpHealthProbes: {
+    name: "bulwark_tcp_health_probes_total",
+    type: "counter",
+    labels: ["upstream", "result"],
+    help: "Connect probes of a tcp rule's upstream while its circuit breaker is open, by result (success, failure).",
+    source: "agent",
+  },
   concurrencyLimit: {
     name: "bulwark_concurrency_limit",
     type: "gauge",

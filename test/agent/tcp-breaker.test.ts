@@ -86,12 +86,12 @@ describe("tcp rules: circuit breaker", () => {
     await until(async () => ((await status(agent!)).breaker as { state: string }).state === "closed");
   });
 
-  it("without a fallback refuses at once while open; the state survives a reload of an unchanged rule; a probe half-opens it", async () => {
+  it("without a fallback refuses at once while open; the state survives a reload of an unchanged rule; failing probes hold it open, a probe that connects half-opens it", async () => {
     const port = await freePort();
     const listen = await freePort();
     const rule = tcpRule("orders-db", port, listen, {
       circuitBreaker: { ...breaker, consecutiveFailures: 1 },
-      healthProbe: { intervalMs: 50 },
+      healthCheck: { intervalMs: 50, timeoutMs: 50, healthyThreshold: 1 },
     });
     agent = await startTcpAgent(makeConfig([rule]));
     const c1 = await connect(listen);
@@ -111,13 +111,55 @@ describe("tcp rules: circuit breaker", () => {
     expect(m).toContain('bulwark_upstream_requests_total{upstream="orders-db",outcome="failure"} 1');
     expect(m).toContain('bulwark_upstream_requests_total{upstream="orders-db",outcome="rejected"} 1');
 
-    // The upstream comes up: the probe moves the breaker to half-open without waiting out the 5 s.
-    servers.push(await startTcpServer("echo", port));
-    await until(async () => ((await status(agent!)).breaker as { state: string }).state === "half-open");
+    // The upstream stays down past the 5 s open duration: failing probes hold the breaker open, so the
+    // next client is refused at once instead of being spent as a half-open trial.
+    const probeFailures = async () =>
+      Number(
+        /bulwark_tcp_health_probes_total\{upstream="orders-db",result="failure"\} (\d+)/.exec(
+          await admin(agent!, "/metrics"),
+        )?.[1] ?? 0,
+      );
+    await until(async () => (await probeFailures()) > 0);
+    agent.clock.advance(5000);
+    const seen = await probeFailures();
+    await until(async () => (await probeFailures()) > seen);
+    expect(await status(agent)).toMatchObject({
+      breaker: { state: "open" },
+      healthCheck: {
+        intervalMs: 50,
+        active: true,
+        lastResult: "failure",
+        lastError: "ECONNREFUSED",
+        sawUpstreamDown: true,
+        holdingOpen: true,
+      },
+    });
     const c3 = await connect(listen);
     clients.push(c3);
-    expect(await c3.echo("up")).toBe("up");
+    expect(await c3.ended).toBe("");
+    expect(await admin(agent, "/metrics")).toContain(
+      'bulwark_upstream_requests_total{upstream="orders-db",outcome="rejected"} 2',
+    );
+    expect(
+      agent.lines.filter((l) => l.event === "upstream-health-changed" && l.upstream === "orders-db"),
+    ).toMatchObject([{ healthy: false, error: "ECONNREFUSED" }]);
+
+    // The upstream comes up: the next probe moves the breaker to half-open at once.
+    servers.push(await startTcpServer("echo", port));
+    await until(async () => ((await status(agent!)).breaker as { state: string }).state === "half-open");
+    expect(agent.lines.filter((l) => l.event === "upstream-health-changed").at(-1)).toMatchObject({
+      healthy: true,
+      breaker: "half-open",
+    });
+    expect(await admin(agent, "/metrics")).toMatch(
+      /bulwark_tcp_health_probes_total\{upstream="orders-db",result="success"\} [1-9]/,
+    );
+    const c4 = await connect(listen);
+    clients.push(c4);
+    expect(await c4.echo("up")).toBe("up");
     await until(async () => ((await status(agent!)).breaker as { state: string }).state === "closed");
+    // A closed breaker's upstream is not probed.
+    expect(await status(agent)).toMatchObject({ healthCheck: { active: false } });
   });
 
   it("an app that connects and resets before the upstream speaks is not a breaker failure", async () => {

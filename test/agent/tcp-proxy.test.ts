@@ -33,6 +33,10 @@ describe("tcp rules: streaming", () => {
     const c = await connect(listen);
     clients.push(c);
     expect(await c.echo("hello")).toBe("hello");
+    // A connection that stays open (a pooled database connection) shows its bytes at every scrape.
+    const open = await admin(agent, "/metrics");
+    expect(open).toContain('bulwark_tcp_bytes_total{upstream="orders-db",direction="sent"} 5');
+    expect(open).toContain('bulwark_tcp_bytes_total{upstream="orders-db",direction="received"} 5');
     // 1 MiB after a half-close of the client: the echo keeps flowing back after our FIN.
     const big = Buffer.alloc(1 << 20, "x").toString();
     c.socket.end(big);
@@ -50,10 +54,10 @@ describe("tcp rules: streaming", () => {
     const metrics = await admin(agent, "/metrics");
     expect(metrics).toContain('bulwark_upstream_requests_total{upstream="orders-db",outcome="success"} 1');
     expect(metrics).toContain(
-      `bulwark_agent_tcp_bytes_total{upstream="orders-db",direction="sent"} ${5 + (1 << 20)}`,
+      `bulwark_tcp_bytes_total{upstream="orders-db",direction="sent"} ${5 + (1 << 20)}`,
     );
     expect(metrics).toContain(
-      `bulwark_agent_tcp_bytes_total{upstream="orders-db",direction="received"} ${5 + (1 << 20)}`,
+      `bulwark_tcp_bytes_total{upstream="orders-db",direction="received"} ${5 + (1 << 20)}`,
     );
   });
 

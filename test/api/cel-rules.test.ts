@@ -125,6 +125,27 @@ const CASES: Case[] = [
     path: `${U0}.listenPort`,
     message: "only valid for tcp upstreams (protocol: tcp)",
   },
+  {
+    rule: "health-check-only-tcp",
+    fail: { [`${U0}.healthCheck`]: { interval: "1s" } },
+    pass: { [`${U1}.healthCheck`]: { interval: "1s" } },
+    path: `${U0}.healthCheck`,
+    message: "only valid for tcp upstreams (protocol: tcp)",
+  },
+  {
+    rule: "health-check-needs-breaker",
+    fail: { [`${U1}.healthCheck`]: {}, [`${U1}.circuitBreaker`]: undefined },
+    pass: { [`${U1}.healthCheck`]: {} },
+    path: `${U1}.healthCheck`,
+    message: "needs circuitBreaker: the probe only feeds the breaker's half-open decision",
+  },
+  {
+    rule: "tcp-health-timeout-lte-interval",
+    fail: { [`${U1}.healthCheck`]: { interval: "200ms" } },
+    pass: { [`${U1}.healthCheck`]: { interval: "200ms", timeout: "200ms" } },
+    path: `${U1}.healthCheck.timeout`,
+    message: "must be <= interval (200ms)",
+  },
   ...Object.entries(TCP_SAMPLES).map(([field, value]) => ({
     rule: `tcp-forbids-${field.replace(/\./g, "-")}`,
     fail: { [`${U1}.${field}`]: value },

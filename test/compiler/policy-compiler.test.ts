@@ -7,7 +7,7 @@ import { contentVersion } from "../../operator/compiler/config-version.js";
 import { compilablePolicy, type CompilablePolicy } from "../../operator/compiler/policy.js";
 import { compile, PolicyCompiler } from "../../operator/compiler/policy-compiler.js";
 import type { PodInfo } from "../../operator/compiler/pod.js";
-import { contractPolicy } from "../api/helpers/fixtures.js";
+import { contractPolicy, withChanges } from "../api/helpers/fixtures.js";
 
 function policy(
   name: string,
@@ -62,6 +62,26 @@ describe("compile: lowering", () => {
       // One pod selected: its share of clusterMaxConcurrent 120 is 120, capped by maxConcurrent 50.
       bulkhead: { maxConcurrent: 50, maxQueue: 100, queueTimeoutMs: 100 },
     });
+  });
+
+  it("lowers a tcp upstream's health check (defaults filled, durations in ms)", () => {
+    const raw = withChanges(contractPolicy(), {
+      "spec.upstreams[1].healthCheck": { interval: "2s" },
+      "metadata.creationTimestamp": "2026-01-01T00:00:00Z",
+    });
+    const validated = validatePolicy(raw);
+    if (!validated.ok) throw new Error(`fixture invalid: ${JSON.stringify(validated.problems)}`);
+    const { configs } = compile(
+      [compilablePolicy(validated.value)],
+      [pod("checkout-1", { app: "checkout" })],
+    );
+    const config = configs.get("shop/checkout-1");
+    expect(parseSidecarConfig(config).ok).toBe(true);
+    expect(config?.upstreams.find((u) => u.name === "orders-db")).toMatchObject({
+      protocol: "tcp",
+      healthCheck: { intervalMs: 2000, timeoutMs: 500, healthyThreshold: 1 },
+    });
+    expect(config?.upstreams.find((u) => u.name === "payments")).not.toHaveProperty("healthCheck");
   });
 
   it("compiles every example into configs the agent accepts", () => {

@@ -51,6 +51,10 @@ const NOT_YET_EXPORTED = new Set([
   // Exported, but this scenario runs no shadow-mode rule, so the series must not exist here either
   // (test/agent/outbound-policies.test.ts proves the agent counts them).
   metricName("shadowDecisions"),
+  // Likewise for tcp rules, which this scenario does not run (test/agent/tcp-proxy.test.ts and
+  // tcp-breaker.test.ts prove the agent counts them).
+  metricName("tcpBytes"),
+  metricName("tcpHealthProbes"),
 ]);
 
 /** `$__rate_interval` as Grafana would compute it for a 1 s scrape interval, with room for the test. */

@@ -36,7 +36,9 @@ import {
   jsonEqual,
   labelValueError,
   qualifiedNameError,
+  MAX_BODY_DEPTH,
   meta,
+  nestedDeeperThan,
   nowTime,
   randomSuffix,
   str,
@@ -570,6 +572,8 @@ export class Api {
     } catch (err) {
       throw badRequest(`error decoding patch: ${(err as Error).message}`);
     }
+    if (nestedDeeperThan(patchBody, MAX_BODY_DEPTH))
+      throw badRequest(`error decoding patch: exceeded max depth of ${MAX_BODY_DEPTH}`);
     if (ct === APPLY) return this.apply(info, patchBody, force === true);
     const current = this.stored(t, info.namespace, name);
     if (!current) throw notFound(t.group, t.resource, name);

@@ -41,7 +41,7 @@ import { jsonPatch, mergePatch } from "./patch.js";
 import { decodeProtobufBody } from "./protobuf.js";
 import { applyScale, scalePaths, toScale } from "./scale.js";
 import { tokenRequest, tokenReview } from "./tokens.js";
-import { isObj, meta, type Obj } from "./util.js";
+import { isObj, MAX_BODY_DEPTH, meta, nestedDeeperThan, type Obj } from "./util.js";
 import { WatchHub } from "./watch.js";
 import { Webhooks } from "./webhooks.js";
 import { RbacAuthorizer, forbiddenFor, verbOf, type Decision, type ResourceAttributes } from "./rbac.js";
@@ -159,11 +159,15 @@ async function readObjectBody(req: IncomingMessage): Promise<unknown> {
 
 function parseJsonBody(raw: string): unknown {
   if (raw.trim() === "") return undefined;
+  let value: unknown;
   try {
-    return JSON.parse(raw);
+    value = JSON.parse(raw);
   } catch (err) {
     throw badRequest(`error decoding request body: ${(err as Error).message}`);
   }
+  if (nestedDeeperThan(value, MAX_BODY_DEPTH))
+    throw badRequest(`error decoding request body: exceeded max depth of ${MAX_BODY_DEPTH}`);
+  return value;
 }
 
 interface Route {

@@ -121,3 +121,22 @@ export function labelValueError(v: string): string | undefined {
     return "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
   return undefined;
 }
+
+/**
+ * Nesting levels a request body may have. The store, patches and schema checks walk objects recursively, so
+ * a body nested a few thousand levels deep overflowed the stack and came back as a 500 (found by fuzzing);
+ * no Kubernetes object comes near this depth.
+ */
+export const MAX_BODY_DEPTH = 256;
+
+/** Whether a decoded JSON value nests deeper than `max` objects/arrays (iterative: any depth is safe). */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}

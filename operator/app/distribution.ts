@@ -38,6 +38,7 @@ export function distributionServerFactory(
       authenticator: new TokenReviewAuthenticator(ctx.kubeClient),
       metrics: ctx.metrics,
       clock: ctx.clock,
+      accepting: ctx.isLeader,
       ...(opts.operatorId ? { operatorId: opts.operatorId } : {}),
       ...(opts.log ? { log: opts.log } : {}),
     });

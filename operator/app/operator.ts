@@ -7,9 +7,11 @@
  *                                                              ▼
  *                          Controller(WorkQueue, workers) → PolicyReconciler (status, finalizer, events)
  *
- * Every replica lists and watches, compiles and feeds its distributor (agents may reach any
- * replica; configs are content-hashed so replicas agree). Only the leader (a Lease, 15 s / 10 s /
- * 2 s by default) runs the controller, i.e. writes status, finalizers and events; the writes are
+ * Every replica lists and watches, compiles and feeds its distributor, so a new leader is warm. Only
+ * the leader serves agents (the real distribution server refuses the others' with 503 "not-leader",
+ * and agents back off and retry through the Service until they reach it): status counts and the
+ * cluster-wide allocator need every agent's ACKs and reports in one place. Only the leader (a Lease,
+ * 15 s / 10 s / 2 s by default) runs the controller, i.e. writes status, finalizers and events; the writes are
  * gated on leadership, so a replica that loses the lease stops writing at once. Losing the lease is
  * fatal (controller-runtime's choice): `done` resolves with "lost-leadership" and the CLI exits 1
  * so the pod restarts as a fresh candidate. `stop()` is the graceful path: stop taking work, let
@@ -69,6 +71,11 @@ export interface DistributorContext {
   readonly kubeClient: KubeClient;
   /** The webhooks' serving certificate when `webhook` is set: distribution serves TLS with it too. */
   readonly servingTls?: { readonly certPem: string; readonly keyPem: string; readonly caPem: string };
+  /**
+   * True while this replica leads. Agents are served by the leader alone: it writes the status from their
+   * ACKs and reports and runs the one allocator whose quotas must add up across every pod.
+   */
+  readonly isLeader: () => boolean;
 }
 
 /** A distributor with an optional lifecycle (the real server listens on --distribution-port). */
@@ -198,6 +205,7 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
           metrics,
           kubeClient: client,
           ...(webhooks ? { servingTls: webhooks.tls() } : {}),
+          isLeader: () => leading,
         })
       : (opts.distributor ?? new DesiredStateDistributor());
 

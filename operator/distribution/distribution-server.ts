@@ -77,6 +77,11 @@ export interface DistributionServerOptions {
   readonly maxConnections?: number;
   /** Upgrades waiting for their TokenReview at most. Default 10 000. */
   readonly maxPendingAuth?: number;
+  /**
+   * Serve agents only while this is true (the operator passes "this replica leads"); others get 503
+   * `not-leader` and retry, reaching the leader through the Service. Default always.
+   */
+  readonly accepting?: () => boolean;
   /** TCP listen backlog, sized for a reconnect storm. Default 16 384 (the kernel caps it at somaxconn). */
   readonly backlog?: number;
   /** This replica's name, sent in welcome. Default `operator`. */
@@ -411,6 +416,9 @@ class Server implements DistributionServer {
     }
     if (this.closing)
       return refuse(socket, 503, { code: "shutting-down", message: "operator shutting down" }, 1);
+    if (this.options.accepting && !this.options.accepting()) {
+      return refuse(socket, 503, { code: "not-leader", message: "this replica does not lead; retry" }, 1);
+    }
     if (this.conns.size >= this.o.maxConnections || this.pendingAuth >= this.o.maxPendingAuth) {
       return refuse(
         socket,

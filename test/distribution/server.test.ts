@@ -85,6 +85,18 @@ describe("distribution server", () => {
     expect(await counter(s, "bulwark_distribution_sent_bytes_total")).toBe(s.stats().bytesSent);
   });
 
+  it("serves agents only while accepting (the leader): others get 503 not-leader and retry", async () => {
+    let leading = false;
+    const s = await server({ accepting: () => leading });
+    const a = agent(s, "shop/lead");
+    await until(() => (a.source.lastError ?? "").includes("not-leader"), 5000, "refused");
+    expect(s.propagation("shop/lead").connected).toBe(false);
+    leading = true; // this replica won the lease: the agent's next retry gets through
+    s.setDesired("shop/lead", config("shop/lead", "v1"));
+    await until(() => s.propagation("shop/lead").ackedVersion === "v1", 5000, "ack after leading");
+    expect(a.version).toBe("v1");
+  });
+
   it("an invalid config is NACKed with the reason; the agent keeps its previous config", async () => {
     const s = await server();
     const a = agent(s, "shop/b");

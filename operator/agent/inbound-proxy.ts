@@ -16,6 +16,7 @@ import { decideFault } from "../resilience/fault-injection.js";
 import { DEADLINE_HEADER, parseDeadline, remainingHeader } from "./deadline.js";
 import { filterHeaders, guardServer, hasBody, retryAfterSeconds, sendLocal } from "./http-util.js";
 import { traceIdOf, type RecoveryLog } from "./recovery-log.js";
+import { relayResponse } from "./relay.js";
 import type { InboundRuntime, Runtime } from "./runtime.js";
 import type { DeadlineQueue } from "./timers.js";
 import type { UpstreamClient } from "./upstream-client.js";
@@ -256,19 +257,14 @@ async function handle(
   }
   const up = out.res;
   sample((up.statusCode ?? 500) >= 500);
-  try {
-    res.writeHead(up.statusCode ?? 502, up.statusMessage, filterHeaders(up.rawHeaders));
-  } catch {
-    up.destroy();
-    sendLocal(res, 502, "bulwark agent: the app sent a response header that cannot be relayed");
-    return;
-  }
-  res.once("close", () => {
-    if (!up.complete) out.req.destroy();
-  });
-  up.once("aborted", () => res.destroy());
-  up.once("error", () => res.destroy());
-  up.pipe(res);
+  relayResponse(
+    res,
+    up,
+    out.req,
+    filterHeaders(up.rawHeaders),
+    undefined,
+    "bulwark agent: the app sent a response header that cannot be relayed",
+  );
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

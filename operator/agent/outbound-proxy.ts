@@ -36,6 +36,7 @@ import {
   type Target,
 } from "./http-util.js";
 import { traceIdOf, type RecoveryLog } from "./recovery-log.js";
+import { relayResponse } from "./relay.js";
 import type { Runtime, UpstreamRuntime } from "./runtime.js";
 import type { DeadlineQueue, Timer } from "./timers.js";
 import type { AttemptOutcome, PendingAttempt, UpstreamClient } from "./upstream-client.js";
@@ -181,7 +182,7 @@ function passthrough(
       if (out.kind === "response") {
         m.duration.observe((deps.timers.now() - t0) / 1000);
         (out.res.statusCode! >= 500 ? m.failure : m.success).inc();
-        streamResponse(res, out, filterHeaders(out.res.rawHeaders), undefined);
+        relayResponse(res, out.res, out.req, filterHeaders(out.res.rawHeaders));
         return;
       }
       if (
@@ -199,33 +200,6 @@ function passthrough(
     });
   };
   attempt(1);
-}
-
-/** Streams an upstream response to the client; either side ending early tears down the other. */
-function streamResponse(
-  res: ServerResponse,
-  out: Extract<AttemptOutcome, { kind: "response" }>,
-  headers: string[],
-  onBody: ((chunk: Buffer) => void) | undefined,
-  onEnd?: () => void,
-): void {
-  const up = out.res;
-  try {
-    res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
-  } catch {
-    // A header the client side refuses (invalid characters): report rather than crash.
-    up.destroy();
-    sendLocal(res, 502, "bulwark agent: upstream sent a response header that cannot be relayed");
-    return;
-  }
-  res.once("close", () => {
-    if (!up.complete) out.req.destroy();
-  });
-  up.once("aborted", () => res.destroy());
-  up.once("error", () => res.destroy());
-  if (onBody) up.on("data", onBody);
-  if (onEnd) up.once("end", onEnd);
-  up.pipe(res);
 }
 
 type Failure = { kind: FailureKind; retryAfterMs?: number; message: string };
@@ -590,17 +564,14 @@ class OutboundExchange {
       let size = 0;
       let tooBig = false;
       const stored = filterHeaders(last.res.rawHeaders);
-      streamResponse(
-        this.res,
-        last,
-        headers,
-        (c) => {
+      relayResponse(this.res, last.res, last.req, headers, {
+        onData: (c) => {
           if (tooBig) return;
           size += c.length;
           if (size > cache.maxBodyBytes) tooBig = true;
           else chunks.push(c);
         },
-        () => {
+        onEnd: () => {
           if (!tooBig) {
             cache.store(this.cacheKey(), {
               status,
@@ -610,9 +581,9 @@ class OutboundExchange {
             });
           }
         },
-      );
+      });
     } else {
-      streamResponse(this.res, last, headers, undefined);
+      relayResponse(this.res, last.res, last.req, headers);
     }
   }
 
@@ -777,7 +748,7 @@ class OutboundExchange {
     const h = filterHeaders(out.res.rawHeaders);
     h.push("x-bulwark-fallback", "upstream", ...extra);
     this.streaming = out;
-    streamResponse(this.res, out, h, undefined);
+    relayResponse(this.res, out.res, out.req, h);
     return true;
   }
 }

@@ -1,22 +1,28 @@
-// Data-plane overhead (issue 4 / issue 11 suite 1): CPU per request and closed-loop latency of the agent's
-// outbound proxy beside its peers, measured in the same run against the same upstream and load generator:
-// a bare Node server answering itself (the floor: what Node's HTTP stack costs), a plain Node proxy
-// (http.request + keep-alive + pipe), HAProxy and nginx (Debian packages; one thread / one worker process),
-// and the agent in passthrough and with a full rule set (rate limit, bulkhead, breaker, retry with budget,
-// timeout, fallback). Each system under test is pinned to CPU 0; the load generator and the upstream share
-// CPU 1. CPU comes from /proc/<pid>/stat (utime + stime), so it is the system's own cost per request.
+// Data-plane overhead (issue 4 / issue 11 suite 1): CPU per request and latency of the agent's outbound proxy
+// beside its peers, measured in the same run against the same upstream and load generators: a bare Node
+// server answering itself (the floor, and the "direct" path: what Node's HTTP stack costs with no hop), a
+// plain Node proxy (http.request + keep-alive + pipe), HAProxy and nginx (Debian packages; one thread / one
+// worker process), and the agent in passthrough and with a full rule set (rate limit, bulkhead, breaker,
+// retry with budget, timeout, fallback). Each system under test is pinned to CPU 0; this process (the load
+// generators) and the upstream are pinned to CPU 1. CPU comes from /proc/<pid>/stat (utime + stime), so it
+// is the system's own cost per request.
 //
 //   npx tsx bench/data-plane.ts [--seconds 5] [--connections 16] [--rounds 2] [--quick]
 //
-// Closed loop, keep-alive, 100-byte responses; rounds interleave the contestants and the median is kept.
-// Writes bench/results/data-plane.json. HAProxy or nginx missing: their rows are skipped, and say so.
-import { spawn, type ChildProcess } from "node:child_process";
+// Two loads per contestant, each started once per round:
+// - closed loop, keep-alive, 100-byte responses: CPU per request and maximum throughput;
+// - open loop at fixed rates (500, 1,000, 5,000 req/s; bench/open-loop.ts), latency from the intended send
+//   time, warm-up discarded: p50/p99/p99.9, and RSS while at 1,000 req/s.
+// Rounds interleave the contestants (A B C … then … C B A) and the median is kept, with the spread (min–max
+// over rounds). Writes bench/results/data-plane.json. HAProxy or nginx missing: their rows are skipped.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SIDECAR_CONFIG_API_VERSION, type SidecarConfig } from "../operator/api/sidecar-config.js";
+import { runOpenLoop, type OpenLoopResult } from "./open-loop.js";
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +35,12 @@ const { values } = parseArgs({
 const SECONDS = values.quick ? 2 : Number(values.seconds);
 const CONNS = Number(values.connections);
 const ROUNDS = values.quick ? 1 : Number(values.rounds);
+/** The fixed rates of issue 11 (req/s), and each point's warm-up and measured window. */
+const RATES = [500, 1000, 5000] as const;
+const OPEN_WARMUP_MS = values.quick ? 1000 : 2000;
+const OPEN_MS = values.quick ? 2000 : 4000;
+/** A response later than this is a timeout (and counts as +∞ in the percentiles). */
+const OPEN_DEADLINE_MS = 2000;
 const ROOT = new URL("../", import.meta.url).pathname;
 /** The naive Node proxy of the anchors: http.request with a keep-alive Agent, piped both ways. */
 const PLAIN_PROXY = `const http=require("http");const up=+process.argv[2];const a=new http.Agent({keepAlive:true,maxSockets:256});http.createServer((q,s)=>{const r=http.request({host:"127.0.0.1",port:up,method:q.method,path:q.url,headers:q.headers,agent:a},(u)=>{s.writeHead(u.statusCode,u.rawHeaders);u.pipe(s)});r.on("error",()=>{s.statusCode=502;s.end()});q.pipe(r)}).listen(+process.argv[1],"127.0.0.1",()=>console.log("up"))`;
@@ -211,97 +223,267 @@ function config(upstreamPort: number, full: boolean): SidecarConfig {
   };
 }
 
+interface Subject {
+  readonly sut: string;
+  /** Part of the open-loop (fixed-rate) comparison. */
+  readonly openLoop: boolean;
+  readonly available: boolean;
+  start(): Promise<{ pid: number; port: number; host: string; stop(): Promise<void>; idleRssMb?: number }>;
+}
+
+function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill(signal);
+  });
+}
+
+function subjects(upPort: number, dir: string): Subject[] {
+  const upHost = `127.0.0.1:${upPort}`;
+  const agent = (full: boolean): Subject => ({
+    sut: full ? "agent, full rule set" : "agent, passthrough",
+    openLoop: true,
+    available: true,
+    start: async () => {
+      const file = join(dir, `${full}.json`);
+      writeFileSync(file, JSON.stringify(config(upPort, full)));
+      const child = spawnPinned(0, [
+        "node",
+        "--import",
+        "tsx",
+        "operator/cli/main.ts",
+        "agent",
+        "--config",
+        file,
+        "--admin-port",
+        "19110",
+        "--outbound-port",
+        "19111",
+        "--inbound-port",
+        "19112",
+        "--listen-address",
+        "127.0.0.1",
+      ]);
+      await waitFor(child, "config-applied");
+      await new Promise((r) => setTimeout(r, 500));
+      return {
+        pid: child.pid!,
+        port: 19111,
+        host: upHost,
+        idleRssMb: rssMb(child.pid!),
+        stop: () => stopChild(child),
+      };
+    },
+  });
+  return [
+    {
+      // The floor: a bare Node server answering itself; also the "direct" path of the fixed-rate runs.
+      sut: "bare node server",
+      openLoop: true,
+      available: true,
+      start: async () => {
+        const child = spawnPinned(0, ["node", "-e", SERVER, "19102"]);
+        await waitFor(child, "up");
+        return { pid: child.pid!, port: 19102, host: "127.0.0.1", stop: () => stopChild(child) };
+      },
+    },
+    {
+      sut: "plain node proxy",
+      openLoop: false,
+      available: true,
+      start: async () => {
+        const child = spawnPinned(0, ["node", "-e", PLAIN_PROXY, "19103", String(upPort)]);
+        await waitFor(child, "up");
+        return { pid: child.pid!, port: 19103, host: upHost, stop: () => stopChild(child) };
+      },
+    },
+    {
+      sut: "haproxy",
+      openLoop: true,
+      available: Boolean(HAPROXY),
+      start: async () => {
+        const cfg = join(dir, "haproxy.cfg");
+        writeFileSync(cfg, haproxyConfig(19104, upPort));
+        const child = spawnPinned(0, [HAPROXY!, "-db", "-f", cfg]);
+        await waitForPort(19104);
+        return { pid: child.pid!, port: 19104, host: upHost, stop: () => stopChild(child) };
+      },
+    },
+    {
+      sut: "nginx",
+      openLoop: true,
+      available: Boolean(NGINX),
+      start: async () => {
+        const cfg = join(dir, "nginx.conf");
+        writeFileSync(cfg, nginxConfig(dir, 19105, upPort));
+        const child = spawnPinned(0, [NGINX!, "-c", cfg, "-e", join(dir, "error.log")]);
+        await waitForPort(19105);
+        return { pid: child.pid!, port: 19105, host: upHost, stop: () => stopChild(child) };
+      },
+    },
+    agent(false),
+    agent(true),
+  ].filter((s) => s.available);
+}
+
+interface OpenLoopRow {
+  round: number;
+  sut: string;
+  rate: number;
+  result: OpenLoopResult;
+  /** Highest RSS sampled while the rate was held. */
+  rssMb: number;
+}
+
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? 0;
+/** A percentile above the deadline is null in a result; as a number it is the deadline (a lower bound). */
+const orDeadline = (v: number | null) => v ?? OPEN_DEADLINE_MS;
+
 async function main() {
+  // The generators run here: keep them off the core the systems under test are pinned to.
+  spawnSync("taskset", ["-a", "-cp", "1", String(process.pid)], { stdio: "ignore" });
   const upPort = 19101;
   const upstream = spawnPinned(1, ["node", "-e", SERVER, String(upPort)]);
   await waitFor(upstream, "up");
   const dir = mkdtempSync(join(tmpdir(), "bulwark-bench-"));
+  const list = subjects(upPort, dir);
   const results: Record<string, unknown>[] = [];
+  const openRows: OpenLoopRow[] = [];
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      // The floor: a bare Node server answering itself.
-      const bare = spawnPinned(0, ["node", "-e", SERVER, "19102"]);
-      await waitFor(bare, "up");
-      results.push({ round, sut: "bare node server", ...(await load(19102, "127.0.0.1", bare.pid!)) });
-      bare.kill();
-      const plain = spawnPinned(0, ["node", "-e", PLAIN_PROXY, "19103", String(upPort)]);
-      await waitFor(plain, "up");
-      results.push({
-        round,
-        sut: "plain node proxy",
-        ...(await load(19103, `127.0.0.1:${upPort}`, plain.pid!)),
-      });
-      plain.kill();
-      if (HAPROXY) {
-        const cfg = join(dir, "haproxy.cfg");
-        writeFileSync(cfg, haproxyConfig(19104, upPort));
-        const hap = spawnPinned(0, [HAPROXY, "-db", "-f", cfg]);
-        await waitForPort(19104);
-        results.push({ round, sut: "haproxy", ...(await load(19104, `127.0.0.1:${upPort}`, hap.pid!)) });
-        hap.kill();
-      }
-      if (NGINX) {
-        const cfg = join(dir, "nginx.conf");
-        writeFileSync(cfg, nginxConfig(dir, 19105, upPort));
-        const ngx = spawnPinned(0, [NGINX, "-c", cfg, "-e", join(dir, "error.log")]);
-        await waitForPort(19105);
-        results.push({ round, sut: "nginx", ...(await load(19105, `127.0.0.1:${upPort}`, ngx.pid!)) });
-        ngx.kill();
-      }
-      for (const full of [false, true]) {
-        const file = join(dir, `${full}.json`);
-        writeFileSync(file, JSON.stringify(config(upPort, full)));
-        const agent = spawnPinned(0, [
-          "node",
-          "--import",
-          "tsx",
-          "operator/cli/main.ts",
-          "agent",
-          "--config",
-          file,
-          "--admin-port",
-          "19110",
-          "--outbound-port",
-          "19111",
-          "--inbound-port",
-          "19112",
-          "--listen-address",
-          "127.0.0.1",
-        ]);
-        await waitFor(agent, "config-applied");
-        await new Promise((r) => setTimeout(r, 500));
-        const idleRssMb = rssMb(agent.pid!);
-        results.push({
-          idleRssMb,
-          round,
-          sut: full ? "agent, full rule set" : "agent, passthrough",
-          ...(await load(19111, `127.0.0.1:${upPort}`, agent.pid!)),
-        });
-        agent.kill("SIGTERM");
-        await new Promise((r) => agent.once("exit", r));
+      // Interleaved: A B C … in even rounds, … C B A in odd ones, so drift in the machine's load over the
+      // run falls on every contestant alike.
+      const order = round % 2 === 0 ? list : [...list].reverse();
+      for (const subject of order) {
+        const s = await subject.start();
+        try {
+          results.push({
+            ...(s.idleRssMb !== undefined ? { idleRssMb: s.idleRssMb } : {}),
+            round,
+            sut: subject.sut,
+            ...(await load(s.port, s.host, s.pid)),
+          });
+          if (!subject.openLoop) continue;
+          for (const rate of RATES) {
+            let rss = 0;
+            const result = await runOpenLoop({
+              port: s.port,
+              hostHeader: s.host,
+              rate,
+              warmupMs: OPEN_WARMUP_MS,
+              durationMs: OPEN_MS,
+              deadlineMs: OPEN_DEADLINE_MS,
+              preconnect: 32,
+              maxConnections: 512,
+              onTick: () => (rss = Math.max(rss, rssMb(s.pid))),
+            });
+            openRows.push({ round, sut: subject.sut, rate, result, rssMb: rss });
+            const l = result.latencyMs;
+            console.log(
+              `${subject.sut} @${rate}/s: p50 ${l.p50} p99 ${l.p99} p99.9 ${l.p999} ms, ok ${result.ok}/${result.sent}, lag p99 ${result.sendLagMs.p99} ms, rss ${rss} MB`,
+            );
+          }
+        } finally {
+          await s.stop();
+        }
       }
     }
   } finally {
     upstream.kill();
   }
   console.table(results);
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? 0;
-  const summary: Record<string, { cpuUsPerReq: number; rps: number; p99ms: number; idleRssMb?: number }> = {};
+  const spread = (xs: readonly number[]) => ({ min: Math.min(...xs), max: Math.max(...xs) });
+  const summary: Record<
+    string,
+    {
+      cpuUsPerReq: number;
+      rps: number;
+      p99ms: number;
+      idleRssMb?: number;
+      spread: Record<string, { min: number; max: number }>;
+    }
+  > = {};
   for (const sut of new Set(results.map((r) => String(r.sut)))) {
     const rows = results.filter((r) => r.sut === sut);
-    const pick = (k: string) => median(rows.map((r) => Number(r[k])));
+    const all = (k: string) => rows.map((r) => Number(r[k]));
     summary[sut] = {
-      cpuUsPerReq: pick("cpuUsPerReq"),
-      rps: pick("rps"),
-      p99ms: pick("p99ms"),
-      ...(rows[0]?.idleRssMb !== undefined ? { idleRssMb: pick("idleRssMb") } : {}),
+      cpuUsPerReq: median(all("cpuUsPerReq")),
+      rps: median(all("rps")),
+      p99ms: median(all("p99ms")),
+      ...(rows[0]?.idleRssMb !== undefined ? { idleRssMb: median(all("idleRssMb")) } : {}),
+      spread: { cpuUsPerReq: spread(all("cpuUsPerReq")), rps: spread(all("rps")) },
     };
+  }
+  // Fixed-rate summary: per contestant and rate, the median over rounds of each percentile, the p99's spread,
+  // and the agent's added p99 over the direct path (each round's difference, then the median).
+  const openLoop: Record<string, Record<string, unknown>> = {};
+  for (const sut of new Set(openRows.map((r) => r.sut))) {
+    const perRate: Record<string, unknown> = {};
+    for (const rate of RATES) {
+      const rows = openRows.filter((r) => r.sut === sut && r.rate === rate);
+      if (rows.length === 0) continue;
+      const pick = (k: "p50" | "p99" | "p999") => median(rows.map((r) => orDeadline(r.result.latencyMs[k])));
+      const direct = openRows.filter((r) => r.sut === "bare node server" && r.rate === rate);
+      const added = rows.map((r) => {
+        const d = direct.find((x) => x.round === r.round);
+        return d ? orDeadline(r.result.latencyMs.p99) - orDeadline(d.result.latencyMs.p99) : NaN;
+      });
+      perRate[rate] = {
+        p50ms: pick("p50"),
+        p99ms: pick("p99"),
+        p999ms: pick("p999"),
+        p99Spread: spread(rows.map((r) => orDeadline(r.result.latencyMs.p99))),
+        aboveDeadline: rows.some((r) => r.result.latencyMs.p99 === null),
+        addedP99ms: median(added.filter((x) => !Number.isNaN(x))),
+        ok: median(rows.map((r) => r.result.ok / Math.max(1, r.result.sent))),
+        timeouts: median(rows.map((r) => r.result.timeouts)),
+        rssMb: median(rows.map((r) => r.rssMb)),
+        sendLagP99ms: median(rows.map((r) => r.result.sendLagMs.p99)),
+      };
+    }
+    openLoop[sut] = perRate;
+  }
+  // The anchors' generator-floor gate: the direct path's p99 must be well under the slowest contestant's,
+  // else the generator (or the machine) is what was measured at that rate.
+  const floorGate: Record<string, { directP99ms: number; slowestP99ms: number; valid: boolean }> = {};
+  for (const rate of RATES) {
+    const p99s = Object.entries(openLoop).map(([sut, r]) => ({
+      sut,
+      p99: (r[rate] as { p99ms: number } | undefined)?.p99ms ?? 0,
+    }));
+    const direct = p99s.find((x) => x.sut === "bare node server")?.p99 ?? 0;
+    const slowest = Math.max(...p99s.map((x) => x.p99));
+    floorGate[rate] = { directP99ms: direct, slowestP99ms: slowest, valid: direct < 0.25 * slowest };
   }
   const out = join(ROOT, "bench", "results");
   mkdirSync(out, { recursive: true });
   writeFileSync(
     join(out, "data-plane.json"),
-    `${JSON.stringify({ name: "data-plane", date: new Date().toISOString(), seconds: SECONDS, connections: CONNS, rounds: ROUNDS, peers: { haproxy: Boolean(HAPROXY), nginx: Boolean(NGINX) }, summary, results }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        name: "data-plane",
+        date: new Date().toISOString(),
+        seconds: SECONDS,
+        connections: CONNS,
+        rounds: ROUNDS,
+        openLoopSetup: {
+          rates: RATES,
+          warmupMs: OPEN_WARMUP_MS,
+          measuredMs: OPEN_MS,
+          deadlineMs: OPEN_DEADLINE_MS,
+          generator: "bench/open-loop.ts, pinned to CPU 1 with the upstream; contestants on CPU 0",
+        },
+        peers: { haproxy: Boolean(HAPROXY), nginx: Boolean(NGINX) },
+        summary,
+        openLoop,
+        floorGate,
+        results,
+        openLoopRuns: openRows.map((r) => ({ ...r, result: { ...r.result, byLabel: undefined } })),
+      },
+      null,
+      2,
+    )}\n`,
   );
 }
 

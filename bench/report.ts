@@ -115,21 +115,104 @@ function devClusterRows(data: unknown): Row[] {
   }));
 }
 
+interface OpenLoopPoint {
+  p50ms: number;
+  p99ms: number;
+  p999ms: number;
+  p99Spread: { min: number; max: number };
+  aboveDeadline: boolean;
+  addedP99ms: number;
+  rssMb: number;
+}
+
 interface DataPlane {
   peers: { haproxy: boolean; nginx: boolean };
-  summary: Record<string, { cpuUsPerReq: number; rps: number; p99ms: number; idleRssMb?: number }>;
+  summary: Record<
+    string,
+    {
+      cpuUsPerReq: number;
+      rps: number;
+      p99ms: number;
+      idleRssMb?: number;
+      spread?: Record<string, { min: number; max: number }>;
+    }
+  >;
+  openLoopSetup?: { rates: number[]; deadlineMs: number };
+  openLoop?: Record<string, Record<string, OpenLoopPoint>>;
+  floorGate?: Record<string, { directP99ms: number; slowestP99ms: number; valid: boolean }>;
+}
+
+const DIRECT = "bare node server";
+const ms = (n: number, above = false) => `${above ? "≥ " : ""}${fmt(n, n < 10 ? 2 : 1)} ms`;
+const spreadOf = (s: { min: number; max: number } | undefined, unit = "") =>
+  s && s.min !== s.max ? ` (${fmt(s.min, 2)}–${fmt(s.max, 2)}${unit})` : "";
+
+function openLoopRows(d: DataPlane): Row[] {
+  const ol = d.openLoop;
+  const setup = d.openLoopSetup;
+  if (!ol || !setup) return [];
+  const out: Row[] = [];
+  for (const rate of setup.rates) {
+    const direct = ol[DIRECT]?.[rate];
+    const gate = d.floorGate?.[rate];
+    for (const [sut, perRate] of Object.entries(ol)) {
+      const p = perRate[rate];
+      if (!p) continue;
+      const pcts = `${ms(p.p50ms)} / ${ms(p.p99ms, p.aboveDeadline)} / ${ms(p.p999ms, p.aboveDeadline)}`;
+      out.push({
+        figure: `${fmt(rate)} req/s open loop, ${sut === DIRECT ? "direct (bare Node server)" : sut}: p50 / p99 / p99.9${
+          gate && !gate.valid && sut === DIRECT ? " — generator-floor gate failed at this rate" : ""
+        }`,
+        value: `${pcts}${spreadOf(p.p99Spread, " ms p99 over rounds")}`,
+        ...(direct && sut !== DIRECT
+          ? {
+              peer: `direct p99 ${ms(direct.p99ms, direct.aboveDeadline)}`,
+              ratio: ratio(p.p99ms, direct.p99ms),
+            }
+          : {}),
+      });
+    }
+    for (const sut of ["agent, passthrough", "agent, full rule set"]) {
+      const p = ol[sut]?.[rate];
+      if (!p || !direct) continue;
+      const haproxy = ol.haproxy?.[rate];
+      out.push({
+        figure: `${fmt(rate)} req/s: p99 added by ${sut} over direct`,
+        value: ms(p.addedP99ms, p.aboveDeadline),
+        ...(haproxy ? { peer: `HAProxy adds ${ms(haproxy.addedP99ms, haproxy.aboveDeadline)}` } : {}),
+        ...(haproxy && haproxy.addedP99ms > 0 ? { ratio: ratio(p.addedP99ms, haproxy.addedP99ms) } : {}),
+        ...(rate === 1000 ? { aim: "< 1 ms (issue 4)", met: !p.aboveDeadline && p.addedP99ms < 1 } : {}),
+      });
+    }
+  }
+  for (const sut of ["agent, passthrough", "agent, full rule set"]) {
+    const p = ol[sut]?.[1000];
+    if (!p) continue;
+    const peers = ["haproxy", "nginx"].filter((x) => ol[x]?.[1000]);
+    out.push({
+      figure: `${sut}: RSS at 1,000 req/s`,
+      value: `${fmt(p.rssMb)} MB`,
+      ...(peers.length
+        ? {
+            peer: peers.map((x) => `${x} ${fmt(ol[x]![1000]!.rssMb)} MB`).join(", "),
+            ratio: ratio(p.rssMb, ol[peers[0]!]![1000]!.rssMb),
+          }
+        : {}),
+    });
+  }
+  return out;
 }
 
 function dataPlaneRows(data: unknown): Row[] {
   const d = data as DataPlane;
-  const bare = d.summary["bare node server"];
+  const bare = d.summary[DIRECT];
   const out: Row[] = [];
   for (const sut of ["agent, passthrough", "agent, full rule set"]) {
     const s = d.summary[sut];
     if (!s) continue;
     out.push({
       figure: `${sut}: CPU per request`,
-      value: `${fmt(s.cpuUsPerReq)} µs`,
+      value: `${fmt(s.cpuUsPerReq)} µs${spreadOf(s.spread?.cpuUsPerReq, " µs")}`,
       ...(bare
         ? {
             peer: `bare Node server ${fmt(bare.cpuUsPerReq)} µs`,
@@ -164,8 +247,127 @@ function dataPlaneRows(data: unknown): Row[] {
       });
     }
   }
+  out.push(...openLoopRows(d));
   if (!d.peers.haproxy || !d.peers.nginx)
     out.push({ figure: "peers missing in this run", value: JSON.stringify(d.peers) });
+  return out;
+}
+
+interface Overload {
+  app: { concurrency: number; serviceMs: number; nominalRps: number; capacityRps: number };
+  deadlineMs: number;
+  goodput: Record<
+    string,
+    {
+      load: number;
+      goodputRps: number;
+      fractionOfCapacity: number;
+      spread: { min: number; max: number };
+      successByTier: Record<string, number>;
+    }[]
+  >;
+  retries: {
+    p: number;
+    summary: {
+      mode: string;
+      tries: number;
+      success: number;
+      analyticSuccess: number;
+      amplification: number;
+      analyticAmplification: number;
+    }[];
+  };
+  breaker: {
+    consecutiveFailures: number;
+    rate: number;
+    expectedOpenMs: number;
+    openAfterMs: number;
+    closeAfterMs: number;
+    openDurationBaseMs: number;
+    openDurationInForceMs: number;
+    missed: number;
+  };
+}
+
+const pct = (f: number, digits = 0) => `${fmt(f * 100, digits)}%`;
+
+function overloadRows(data: unknown): Row[] {
+  const d = data as Overload;
+  const out: Row[] = [
+    {
+      figure: `test app capacity (${d.app.concurrency} at once × ${d.app.serviceMs} ms), measured`,
+      value: `${fmt(d.app.capacityRps)} req/s`,
+      peer: `nominal ${fmt(d.app.nominalRps)} req/s`,
+      ratio: ratio(d.app.capacityRps, d.app.nominalRps),
+    },
+  ];
+  const offCurve = d.goodput.off ?? [];
+  const tiers = (p: { successByTier: Record<string, number> }) =>
+    ["critical", "default", "sheddable"].map((t) => pct(p.successByTier[t] ?? 0)).join(" / ");
+  for (const [config, curve] of Object.entries(d.goodput)) {
+    if (config === "off") continue;
+    for (const on of curve) {
+      const off = offCurve.find((p) => p.load === on.load);
+      out.push({
+        figure: `goodput at ${on.load}× capacity, shedding on (${config}); 2xx within ${d.deadlineMs} ms`,
+        value: `${pct(on.fractionOfCapacity)} of capacity (${fmt(on.goodputRps)} req/s)${spreadOf(on.spread)}`,
+        ...(off
+          ? {
+              peer: `shedding off ${pct(off.fractionOfCapacity)}${spreadOf(off.spread)}`,
+              // Goodput is a benefit: the guarded ratio is off ÷ on only when off is not zero.
+              ...(off.fractionOfCapacity > 0
+                ? { ratio: ratio(on.fractionOfCapacity, off.fractionOfCapacity) }
+                : {}),
+            }
+          : {}),
+        ...(on.load === 4 ? { aim: "≥ 90% of capacity (issue 7)", met: on.fractionOfCapacity >= 0.9 } : {}),
+      });
+    }
+    const top = curve.find((p) => p.load === 4);
+    const topOff = offCurve.find((p) => p.load === 4);
+    if (top)
+      out.push({
+        figure: `4×, shedding on (${config}): success by tier, critical / default / sheddable`,
+        value: tiers(top),
+        ...(topOff ? { peer: `shedding off ${tiers(topOff)}` } : {}),
+        aim: "critical ≥ 99% (issue 7)",
+        met: (top.successByTier.critical ?? 0) >= 0.99,
+      });
+  }
+  for (const r of d.retries.summary) {
+    out.push({
+      figure: `success under ${pct(d.retries.p)} injected 503s, retries ${r.mode} (${r.tries} ${r.tries === 1 ? "try" : "tries"})`,
+      value: pct(r.success, 1),
+      peer: `analytic 1 − p^k ${pct(r.analyticSuccess, 1)}`,
+      ratio: ratio(r.success, r.analyticSuccess),
+    });
+    out.push({
+      figure: `retry amplification (upstream ÷ client requests), retries ${r.mode}`,
+      value: `${fmt(r.amplification, 3)}×`,
+      peer: `analytic 1 + p + … + p^(k−1) ${fmt(r.analyticAmplification, 3)}×`,
+      ratio: ratio(r.amplification, r.analyticAmplification),
+      ...(r.mode.includes("budget")
+        ? { aim: "≤ 1.2× + 10/s (the budget)", met: r.amplification <= 1.25 }
+        : {}),
+    });
+  }
+  const b = d.breaker;
+  out.push(
+    {
+      figure: `breaker: time to open on a dead upstream (${b.consecutiveFailures} consecutive failures, ${fmt(b.rate)} req/s)`,
+      value: ms(b.openAfterMs),
+      peer: `${b.consecutiveFailures} failures at ${fmt(b.rate)} req/s = ${ms(b.expectedOpenMs)}`,
+      ratio: ratio(b.openAfterMs, b.expectedOpenMs),
+    },
+    {
+      figure: "breaker: time to close after the upstream recovered",
+      value: ms(b.closeAfterMs),
+      peer: `open duration in force ${ms(b.openDurationInForceMs)} (base ${ms(b.openDurationBaseMs)})`,
+      ratio: ratio(b.closeAfterMs, b.openDurationInForceMs),
+      aim: "≤ the open duration in force + 100 ms",
+      met: b.missed === 0 && b.closeAfterMs <= b.openDurationInForceMs + 100,
+    },
+  );
   return out;
 }
 
@@ -288,7 +490,7 @@ export const SUITES: readonly Suite[] = [
     name: "data-plane",
     title: "agent overhead vs a bare Node server, a plain Node proxy, HAProxy and nginx",
     resultFile: "data-plane.json",
-    timeoutMs: 8 * 60_000,
+    timeoutMs: 12 * 60_000,
     command: (quick) => ["bench/data-plane.ts", ...quickFlag(quick)],
     rows: dataPlaneRows,
   },
@@ -345,14 +547,61 @@ export const SUITES: readonly Suite[] = [
     command: (quick) => ["bench/tcp.ts", ...quickFlag(quick)],
     rows: tcpRows,
   },
+  {
+    name: "overload",
+    title: "goodput under overload (shedding off / on), retries under injected 503s, breaker timing",
+    resultFile: "overload.json",
+    timeoutMs: 10 * 60_000,
+    command: (quick) => ["bench/overload.ts", ...quickFlag(quick)],
+    rows: overloadRows,
+  },
 ];
 
-export function renderMarkdown(latest: {
-  date: string;
-  quick: boolean;
-  machine: { cores: number; cpu: string; node: string; loadAvg1mBefore: number; noisy: boolean };
-  outcomes: readonly SuiteOutcome[];
-}): string {
+/** What `bench/check.ts --noise N` measured: how far each ratio moved between N quick runs of one tree. */
+export interface NoiseSummary {
+  readonly date: string;
+  readonly runs: number;
+  readonly suites: readonly string[];
+  readonly loadAvg1m: readonly number[];
+  /** Per ratio (`suite: figure`): median over the runs, largest |r / median − 1|, and its tolerance. */
+  readonly ratios: Record<string, { median: number; maxDeviation: number; tolerance: number }>;
+  readonly deviation: { median: number; p90: number; max: number };
+  readonly minTolerance: number;
+  readonly multiplier: number;
+  /** Tolerance for a ratio the noise runs did not see. */
+  readonly defaultTolerance: number;
+}
+
+/** The numeric value of a row's ratio ("1.23×"), or undefined. */
+export function ratioValue(r: Row): number | undefined {
+  if (!r.ratio) return undefined;
+  const n = Number(r.ratio.replace("×", ""));
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** Every ratio of a set of outcomes, keyed `suite: figure` (what bench-check compares). */
+export function ratiosOf(outcomes: readonly SuiteOutcome[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const o of outcomes) {
+    const suite = SUITES.find((s) => s.name === o.suite);
+    if (!suite || !o.ok) continue;
+    for (const r of suite.rows(o.data)) {
+      const v = ratioValue(r);
+      if (v !== undefined && v > 0) out.set(`${o.suite}: ${r.figure}`, v);
+    }
+  }
+  return out;
+}
+
+export function renderMarkdown(
+  latest: {
+    date: string;
+    quick: boolean;
+    machine: { cores: number; cpu: string; node: string; loadAvg1mBefore: number; noisy: boolean };
+    outcomes: readonly SuiteOutcome[];
+  },
+  extras: { plots?: readonly { title: string; file: string }[]; noise?: NoiseSummary } = {},
+): string {
   const m = latest.machine;
   const lines = [
     "# Benchmarks",
@@ -362,7 +611,34 @@ export function renderMarkdown(latest: {
     "",
     `Run ${latest.date}${latest.quick ? " (quick)" : ""} on ${m.cores} cores (${m.cpu}), Node ${m.node}; ` +
       `load average ${m.loadAvg1mBefore.toFixed(2)} at the start${m.noisy ? " — **noisy**: the machine was busy, ratios are indicative" : ""}.`,
+    "",
+    "The machine has 2 cores shared with other work (other engineers' builds and tests may run at the same",
+    "time), so absolute numbers swing from run to run; the ratios against peers measured in the same run, with",
+    "contestants interleaved (A B C … C B A over rounds, medians kept, spread shown as min–max), are the point.",
+    "Latency at fixed rates comes from an open-loop generator (bench/open-loop.ts) measured from each request's",
+    "intended send time (no coordinated omission), warm-up discarded; the contestant runs on CPU 0, the generator",
+    "and the upstream on CPU 1.",
   ];
+  if (extras.plots?.length) {
+    lines.push("", "Plots:", "");
+    for (const p of extras.plots) lines.push(`- [${p.title}](${p.file})`);
+  }
+  const n = extras.noise;
+  if (n) {
+    lines.push(
+      "",
+      "### Regression guard (`make bench-check`)",
+      "",
+      `Noise measured ${n.date.slice(0, 10)}: ${n.runs} quick runs of ${n.suites.join(", ")} on this tree (load average ` +
+        `${Math.min(...n.loadAvg1m).toFixed(1)}–${Math.max(...n.loadAvg1m).toFixed(1)}). For each ratio, the largest ` +
+        `deviation from its median over the runs: median ${pct(n.deviation.median)}, p90 ${pct(n.deviation.p90)}, ` +
+        `max ${pct(n.deviation.max)}.`,
+      `\`make bench-check\` runs a quick run and fails when a ratio moves from the committed bench/results/latest.json ` +
+        `by more than its tolerance: ${n.multiplier}× the ratio's own measured deviation, at least ${pct(n.minTolerance)} ` +
+        `(${pct(n.defaultTolerance)} for a ratio the noise runs did not see), either way (a sudden gain usually means ` +
+        "a broken benchmark). Rows without a same-run peer have no ratio and are not guarded.",
+    );
+  }
   for (const outcome of latest.outcomes) {
     const suite = SUITES.find((s) => s.name === outcome.suite);
     lines.push("", `## ${suite?.name ?? outcome.suite}: ${suite?.title ?? ""}`, "");

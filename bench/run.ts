@@ -2,12 +2,13 @@
  * `make bench`: runs every suite in one go on this machine, one after another (never two at once: they
  * would measure each other), then writes bench/results/latest.json and regenerates BENCHMARKS.md.
  *
- *   npx tsx bench/run.ts [--quick] [--only name,name]
+ *   npx tsx bench/run.ts [--quick] [--only name,name] [--render]
  *
  * Each suite is its own script writing bench/results/<suite>.json; bench/report.ts turns those into the
  * table rows (figure, Bulwark, peer, ratio, aim, met). A suite that fails is reported as failed, and the
  * others still run: one broken suite must not hide the rest. `--only a,b` reruns some suites and keeps the
- * others' last results in the report.
+ * others' last results in the report. `--render` runs nothing: it redraws the plots and BENCHMARKS.md from the
+ * committed latest.json (after a report or noise-figure change).
  */
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -15,13 +16,18 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { renderMarkdown, SUITES, type SuiteOutcome } from "./report.js";
+import { writePlots } from "./plots.js";
+import { renderMarkdown, SUITES, type NoiseSummary, type SuiteOutcome } from "./report.js";
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const RESULTS = path.join(ROOT, "bench", "results");
 
 const { values } = parseArgs({
-  options: { quick: { type: "boolean", default: false }, only: { type: "string" } },
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    render: { type: "boolean", default: false },
+  },
 });
 const only = values.only?.split(",");
 
@@ -35,6 +41,26 @@ function runSuite(args: readonly string[], timeoutMs: number): Promise<{ code: n
       resolve({ code: code ?? (signal ? 124 : 1), ms: performance.now() - started });
     });
   });
+}
+
+type Latest = Parameters<typeof renderMarkdown>[0];
+
+/** The plots and BENCHMARKS.md, with the regression guard's noise figures (bench/check.ts --noise). */
+function render(latest: Latest): void {
+  const plots = writePlots(ROOT, latest.outcomes);
+  const noiseFile = path.join(RESULTS, "noise.json");
+  const noise = existsSync(noiseFile)
+    ? (JSON.parse(readFileSync(noiseFile, "utf8")) as NoiseSummary)
+    : undefined;
+  writeFileSync(
+    path.join(ROOT, "BENCHMARKS.md"),
+    renderMarkdown(latest, { plots, ...(noise ? { noise } : {}) }),
+  );
+}
+
+if (values.render) {
+  render(JSON.parse(readFileSync(path.join(RESULTS, "latest.json"), "utf8")) as Latest);
+  process.exit(0);
 }
 
 const outcomes: SuiteOutcome[] = [];
@@ -68,7 +94,7 @@ const merged = SUITES.map(
 ).filter((o): o is SuiteOutcome => o !== undefined);
 const latest = { date: new Date().toISOString(), quick: values.quick, machine, outcomes: merged };
 writeFileSync(previousFile, `${JSON.stringify(latest, null, 2)}\n`);
-writeFileSync(path.join(ROOT, "BENCHMARKS.md"), renderMarkdown(latest));
+render(latest);
 const failed = outcomes.filter((o) => !o.ok).map((o) => o.suite);
 console.log(
   `\nbench: ${outcomes.length - failed.length}/${outcomes.length} suites ok${failed.length ? `; failed: ${failed.join(", ")}` : ""}`,

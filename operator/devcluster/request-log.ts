@@ -2,7 +2,7 @@
 // prove a client does not hot-loop under faults (requests during the fault stay under a bound) and that two
 // operator replicas never wrote status at once (which identity's writes the server saw, and when). Counting
 // happens before fault injection, so requests failed on purpose count too. Off the hot path: one counter
-// increment per request, one array push per write, the log capped (oldest dropped).
+// increment and a token check per request, one array push per write, the log capped (oldest dropped).
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 /** One write (anything but GET/HEAD/OPTIONS) as the server answered it. */
@@ -31,13 +31,17 @@ export class RequestLog {
   private watches = 0;
   private writes = 0;
   private readonly log: WriteRecord[] = [];
+  /** Requests per user name (a handful of users in a test: bounded in practice). */
+  private readonly perUser = new Map<string, number>();
 
   /** @param maxWrites writes kept in the log (default 20 000); counters are never capped. */
   constructor(private readonly maxWrites = 20_000) {}
 
-  /** `userOf` is called for writes only (authentication is not free). */
+  /** `userOf` names who sent it ("" for no valid token). */
   record(req: IncomingMessage, res: ServerResponse, userOf: () => string): void {
     this.total++;
+    const user = userOf();
+    this.perUser.set(user, (this.perUser.get(user) ?? 0) + 1);
     const method = req.method ?? "GET";
     const url = req.url ?? "/";
     if (READS.has(method)) {
@@ -48,7 +52,7 @@ export class RequestLog {
     const q = url.indexOf("?");
     const rec: WriteRecord = {
       at: Date.now(),
-      user: userOf(),
+      user,
       method,
       path: q < 0 ? url : url.slice(0, q),
       code: 0,
@@ -60,6 +64,11 @@ export class RequestLog {
 
   counts(): RequestCounts {
     return { total: this.total, watches: this.watches, writes: this.writes };
+  }
+
+  /** Requests received from `user` so far (watches included). */
+  countFor(user: string): number {
+    return this.perUser.get(user) ?? 0;
   }
 
   /** The writes kept, oldest first. */

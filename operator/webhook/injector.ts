@@ -9,6 +9,9 @@
 //   outbound calls go through the agent's outbound port;
 // - a projected ServiceAccount token for the audience `bulwark` (the agent's identity to the operator) and
 //   the operator's CA, written by the injector into an annotation and mounted through the downward API;
+// - an emptyDir at /var/lib/bulwark as the agent's --state-dir: it outlives a restart of the agent's container
+//   (not of the pod), so a restarted agent enforces its last-known-good config and breaker states before the
+//   operator answers (issue 6);
 // - the label `bulwark.dev/injected: "true"` (the PodMonitor selects on it).
 // Idempotent: a pod that already has the agent gets no patch, so reinvocation changes nothing.
 import type { InjectorConfig } from "./injector-config.js";
@@ -20,6 +23,8 @@ export const APP_PORT_ANNOTATION = "bulwark.dev/app-port";
 export const AGENT_CONTAINER = "bulwark-agent";
 export const TOKEN_VOLUME = "bulwark-token";
 export const CA_VOLUME = "bulwark-ca";
+export const STATE_VOLUME = "bulwark-state";
+export const STATE_DIR = "/var/lib/bulwark";
 export const TOKEN_AUDIENCE = "bulwark";
 export const TOKEN_DIR = "/var/run/secrets/bulwark/token";
 export const CA_DIR = "/var/run/secrets/bulwark/ca";
@@ -112,8 +117,12 @@ export function agentContainer(
     { name: "BULWARK_OUTBOUND_PORT", value: String(config.outboundPort) },
     { name: "BULWARK_INBOUND_PORT", value: String(config.inboundPort) },
     { name: "BULWARK_APP_PORT", value: String(appPortOf(pod, config)) },
+    { name: "BULWARK_STATE_DIR", value: STATE_DIR },
   ];
-  const mounts: Record<string, unknown>[] = [{ name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true }];
+  const mounts: Record<string, unknown>[] = [
+    { name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true },
+    { name: STATE_VOLUME, mountPath: STATE_DIR },
+  ];
   if (withCa) mounts.push({ name: CA_VOLUME, mountPath: CA_DIR, readOnly: true });
   const probe = (path: string, failureThreshold: number, periodSeconds: number) => ({
     httpGet: { path, port: config.adminPort },
@@ -183,7 +192,7 @@ export function injectionPatch(
     else for (const e of add) ops.push({ op: "add", path: `/spec/containers/${i}/env/-`, value: e });
   });
 
-  // volumes: the projected token, the CA from the annotation
+  // volumes: the projected token, the agent's state dir, the CA from the annotation
   const volumes: Record<string, unknown>[] = [
     {
       name: TOKEN_VOLUME,
@@ -199,6 +208,8 @@ export function injectionPatch(
         ],
       },
     },
+    // Small: a config and breaker states (a few KiB); the limit keeps a bug from filling the node's disk.
+    { name: STATE_VOLUME, emptyDir: { sizeLimit: "16Mi" } },
   ];
   if (withCa)
     volumes.push({

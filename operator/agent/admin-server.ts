@@ -1,7 +1,11 @@
 // The admin listener (15000): /config (the active config and its version), /status (breakers, in-flight,
 // queues, limits, app health, last config error), /healthz (the process serves), /readyz (a config is
-// active), /metrics (Prometheus text). Read-only; GET and HEAD only.
+// active), /metrics (Prometheus text). Read-only; GET and HEAD only. The paths that reveal the config
+// (/config, /status) answer 403 to any peer but loopback unless `expose` is set (--admin-expose): the
+// listener binds 0.0.0.0 so Prometheus and the kubelet can reach /metrics and the probes from outside the
+// pod, and that must not hand every pod in the cluster this pod's upstreams, limits and fallbacks.
 import http from "node:http";
+import { isIP } from "node:net";
 import type { Registry } from "prom-client";
 
 export interface AdminHandlers {
@@ -14,7 +18,23 @@ export interface AdminHandlers {
   readonly registry: Registry;
 }
 
-export function createAdminServer(h: AdminHandlers): http.Server {
+export interface AdminOptions {
+  /** Serve /config and /status to non-loopback peers too. Default false. */
+  readonly expose?: boolean;
+}
+
+/** Paths that reveal the config (upstreams, limits, fallback bodies) or the agent's live state. */
+const SENSITIVE_PATHS = new Set(["/config", "/status"]);
+
+/** 127.0.0.0/8, ::1, and IPv4 loopback seen through a dual-stack socket (::ffff:127.x.y.z). */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
+  if (isIP(v4) === 4) return v4.startsWith("127.");
+  return address === "::1";
+}
+
+export function createAdminServer(h: AdminHandlers, options: AdminOptions = {}): http.Server {
   const server = http.createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -29,6 +49,12 @@ export function createAdminServer(h: AdminHandlers): http.Server {
       });
       res.end(req.method === "HEAD" ? undefined : text);
     };
+    if (!options.expose && SENSITIVE_PATHS.has(path ?? "") && !isLoopback(req.socket.remoteAddress)) {
+      json(403, {
+        error: `${path} is served to localhost only; start the agent with --admin-expose (BULWARK_ADMIN_EXPOSE=true) to serve it to other hosts`,
+      });
+      return;
+    }
     switch (path) {
       case "/healthz":
         res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");

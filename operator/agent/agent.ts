@@ -106,13 +106,16 @@ export class Agent {
       shadowDecisions: this.shadowDecisions,
     };
     this.servers = {
-      admin: createAdminServer({
-        config: () => this.configView(),
-        status: () => this.status(),
-        ready: () => this.current !== undefined,
-        beforeScrape: () => this.current?.refreshGauges(this.metrics),
-        registry: this.metrics.registry,
-      }),
+      admin: createAdminServer(
+        {
+          config: () => this.configView(),
+          status: () => this.status(),
+          ready: () => this.current !== undefined,
+          beforeScrape: () => this.current?.refreshGauges(this.metrics),
+          registry: this.metrics.registry,
+        },
+        { expose: this.settings.adminExpose ?? false },
+      ),
       outbound: createOutboundServer({ ...common, selfAuthorities: () => this.selfAuthorities }),
       inbound: createInboundServer({ ...common, defaultAppPort: this.settings.appPort }, this.inboundLoad),
     };

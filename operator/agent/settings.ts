@@ -25,6 +25,12 @@ export interface AgentSettings {
   namespace: string | undefined;
   /** `--admin-port` / `BULWARK_ADMIN_PORT`: /config, /status, /healthz, /readyz, /metrics. Default 15000. */
   adminPort: number;
+  /**
+   * `--admin-expose` / `BULWARK_ADMIN_EXPOSE=true`: serve the admin paths that reveal the config (/config,
+   * /status) to other hosts too. Without it they answer 403 to any peer but loopback; /metrics, /healthz and
+   * /readyz are served to everyone (Prometheus and the kubelet reach them from outside the pod). Default false.
+   */
+  adminExpose?: boolean;
   /** `--outbound-port` / `BULWARK_OUTBOUND_PORT`: the app's calls to upstreams (HTTP proxy). Default 15001. */
   outboundPort: number;
   /** `--inbound-port` / `BULWARK_INBOUND_PORT`: traffic to the app. Default 15006. */
@@ -58,6 +64,7 @@ export const AGENT_DEFAULTS = {
 export const AGENT_HELP = `Usage: bulwark agent [--config FILE] [--operator URL --token-file FILE [--operator-ca FILE]] --pod NAME --namespace NS
                      [--admin-port 15000] [--outbound-port 15001] [--inbound-port 15006] [--app-port 8080]
                      [--state-dir DIR] [--listen-address 0.0.0.0] [--state-max-age 600] [--report-interval 5]
+                     [--admin-expose]
 
 The sidecar proxy that enforces a pod's resilience config: retries, circuit breakers, timeouts, bulkheads,
 rate limits, fallbacks on the app's outbound calls; priority load shedding, adaptive concurrency, bulkhead
@@ -71,6 +78,8 @@ Flags (each also read from the environment variable shown; a flag wins):
   --pod NAME             BULWARK_POD             this pod's name
   --namespace NS         BULWARK_NAMESPACE       this pod's namespace (short upstream names resolve in it)
   --admin-port N         BULWARK_ADMIN_PORT      admin listener: /config /status /healthz /readyz /metrics (default 15000)
+  --admin-expose         BULWARK_ADMIN_EXPOSE    serve /config and /status to other hosts too (default: loopback only;
+                                                 /metrics /healthz /readyz are always served)
   --outbound-port N      BULWARK_OUTBOUND_PORT   outbound HTTP proxy on 127.0.0.1 (default 15001)
   --inbound-port N       BULWARK_INBOUND_PORT    inbound reverse proxy (default 15006)
   --app-port N           BULWARK_APP_PORT        the app's port when the config names none (default 8080)
@@ -95,9 +104,12 @@ const flagOptions = {
   "listen-address": { type: "string" },
   "state-max-age": { type: "string" },
   "report-interval": { type: "string" },
+  "admin-expose": { type: "boolean" },
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
+/** The flags that take a value (the others are switches). */
+type StringFlag = Exclude<keyof typeof flagOptions, "admin-expose">;
 
 /** Reads flags and environment into settings; throws SettingsError on a bad value or combination. */
 export function loadSettings(argv: string[], env: Env = process.env): AgentSettings {
@@ -107,11 +119,11 @@ export function loadSettings(argv: string[], env: Env = process.env): AgentSetti
   } catch (err) {
     throw new SettingsError((err as Error).message, { cause: err });
   }
-  const pick = (flag: keyof typeof flagOptions, envName: string): string | undefined => {
+  const pick = (flag: StringFlag, envName: string): string | undefined => {
     const v = values[flag] ?? env[envName];
     return v === undefined || v === "" ? undefined : v;
   };
-  const port = (flag: keyof typeof flagOptions, envName: string, dflt: number): number => {
+  const port = (flag: StringFlag, envName: string, dflt: number): number => {
     const raw = pick(flag, envName);
     if (raw === undefined) return dflt;
     const n = Number(raw);
@@ -120,13 +132,18 @@ export function loadSettings(argv: string[], env: Env = process.env): AgentSetti
     }
     return n;
   };
-  const seconds = (flag: keyof typeof flagOptions, envName: string, dflt: number): number => {
+  const seconds = (flag: StringFlag, envName: string, dflt: number): number => {
     const raw = pick(flag, envName);
     if (raw === undefined) return dflt;
     if (!/^\d+(\.\d+)?$/.test(raw))
       throw new SettingsError(`--${flag} (${envName}): expected seconds, got "${raw}"`);
     return Math.round(Number(raw) * 1000);
   };
+  const exposeEnv = env.BULWARK_ADMIN_EXPOSE;
+  if (exposeEnv !== undefined && exposeEnv !== "" && !["true", "false", "1", "0"].includes(exposeEnv)) {
+    throw new SettingsError(`BULWARK_ADMIN_EXPOSE: expected true or false, got "${exposeEnv}"`);
+  }
+  const adminExpose = values["admin-expose"] ?? (exposeEnv === "true" || exposeEnv === "1");
   const stateMaxAgeMs = seconds("state-max-age", "BULWARK_STATE_MAX_AGE", AGENT_DEFAULTS.stateMaxAgeMs);
   const reportIntervalMs = seconds(
     "report-interval",
@@ -146,6 +163,7 @@ export function loadSettings(argv: string[], env: Env = process.env): AgentSetti
     pod: pick("pod", "BULWARK_POD"),
     namespace: pick("namespace", "BULWARK_NAMESPACE"),
     adminPort: port("admin-port", "BULWARK_ADMIN_PORT", AGENT_DEFAULTS.adminPort),
+    adminExpose,
     outboundPort: port("outbound-port", "BULWARK_OUTBOUND_PORT", AGENT_DEFAULTS.outboundPort),
     inboundPort: port("inbound-port", "BULWARK_INBOUND_PORT", AGENT_DEFAULTS.inboundPort),
     appPort: port("app-port", "BULWARK_APP_PORT", AGENT_DEFAULTS.appPort),

@@ -38,7 +38,9 @@ async function freeBase(): Promise<number> {
       s.listen(port, "127.0.0.1", () => s.close(() => r(true)));
     });
   for (let attempt = 0; attempt < 20; attempt++) {
-    const base = 30_000 + Math.floor(Math.random() * 300) * 100;
+    // Below the kernel's ephemeral range (32768+): an outgoing connection elsewhere on the machine could
+    // otherwise take one of the demo's ports between this check and the agent's bind.
+    const base = 20_000 + Math.floor(Math.random() * 120) * 100;
     const ok = await Promise.all(
       [0, 1, 2, ...Array.from({ length: 80 }, (_, i) => 10 + i)].map((d) => probe(base + d)),
     );

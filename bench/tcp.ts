@@ -11,10 +11,14 @@
  * of an upstream that greets on accept (so the proxy's own upstream connect is inside the figure), N
  * connections one after another; "added" is the proxy's percentile minus the direct path's. A bare Node.js
  * pipe proxy (no policy) runs in the agent's process as the floor for a proxy written in Node.
+ * CPU cost: the proxy process's user+system time (/proc/<pid>/stat) over each path's own phases, per MB
+ * streamed and per connection; on a shared machine this is steadier than wall-clock figures (a proxy
+ * starved of its core by other work loses throughput but not CPU per byte), and on one dedicated core
+ * throughput is the inverse of CPU per byte.
  * Aims (issue 13): ≥ 0.8× HAProxy's throughput on one core; < 0.5 ms added connect latency at p99.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -169,6 +173,19 @@ function connectLatency(port: number): Promise<number> {
   });
 }
 
+/** User+system CPU time of process `pid` in ms (Linux; undefined elsewhere). */
+const TICK_MS = 1000 / (Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100);
+function cpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    // Fields after the command name (which may hold spaces, hence the last ")"): utime is 14th, stime 15th.
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(")").at(-1)!.trim().split(" ");
+    return (Number(f[11]) + Number(f[12])) * TICK_MS;
+  } catch {
+    return undefined;
+  }
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -178,6 +195,8 @@ const pct = (xs: number[], p: number) => {
 interface PathResult {
   throughputMBps: { median: number; rounds: number[] };
   connectMs: { p50: number; p99: number; mean: number };
+  /** The proxy process's CPU time over this path's phases (absent for the direct path). */
+  cpu?: { msPerGB: number; usPerConnect: number };
 }
 
 function stop(child: ChildProcess): Promise<void> {
@@ -216,41 +235,76 @@ const rule = (name: string, port: number, listenPort: number) => ({
   },
   bulkhead: { maxConcurrent: 1000, maxQueue: 100, queueTimeoutMs: 1000 },
 });
-const configFile = path.join(tmp, "agent.json");
-writeFileSync(
-  configFile,
-  JSON.stringify({
-    apiVersion: SIDECAR_CONFIG_API_VERSION,
-    kind: "SidecarConfig",
-    version: "bench",
-    pod: { namespace: "bench", name: "bench-1" },
-    upstreams: [rule("stream", sinkPort, agentStream), rule("greet", greetPort, agentGreet)],
-  }),
-);
-const [acmd, aargs] = pin(1, process.execPath, [
-  ...process.execArgv,
-  fileURLToPath(import.meta.url),
-  "--agent",
-  configFile,
-  JSON.stringify([
+/**
+ * glibc's malloc hands the top of the heap back to the kernel once more than 128 KiB of it is free; Node
+ * mallocs a fresh 64 KiB buffer for every socket read and frees it at the next GC, so a streaming proxy
+ * keeps trimming and re-faulting the same pages (system time). A higher trim threshold keeps them. The
+ * agent runs twice: as shipped, and with this variable, to show what the setting buys in the same run.
+ */
+const MALLOC_TRIM = { MALLOC_TRIM_THRESHOLD_: String(64 * 1024 * 1024) };
+
+/** Starts an agent child on `rules` (plus bare pipe proxies) pinned to core 1; resolves when it serves. */
+async function startAgent(
+  file: string,
+  upstreams: unknown[],
+  pipes: [number, number][],
+  env: Record<string, string> = {},
+): Promise<ChildProcess> {
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: SIDECAR_CONFIG_API_VERSION,
+      kind: "SidecarConfig",
+      version: "bench",
+      pod: { namespace: "bench", name: "bench-1" },
+      upstreams,
+    }),
+  );
+  const [cmd, args] = pin(1, process.execPath, [
+    ...process.execArgv,
+    fileURLToPath(import.meta.url),
+    "--agent",
+    file,
+    JSON.stringify(pipes),
+  ]);
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
+  children.push(child);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on("data", (b: Buffer) => {
+      if (b.toString().includes("ready")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`agent exited with ${code}`)));
+  });
+  return child;
+}
+const agentChild = await startAgent(
+  path.join(tmp, "agent.json"),
+  [rule("stream", sinkPort, agentStream), rule("greet", greetPort, agentGreet)],
+  [
     [pipeStream, sinkPort],
     [pipeGreet, greetPort],
-  ]),
-]);
-const agentChild = spawn(acmd, aargs, { stdio: ["ignore", "pipe", "inherit"] });
-children.push(agentChild);
-await new Promise<void>((resolve, reject) => {
-  agentChild.stdout!.on("data", (b: Buffer) => {
-    if (b.toString().includes("ready")) resolve();
-  });
-  agentChild.once("exit", (code) => reject(new Error(`agent exited with ${code}`)));
-});
+  ],
+);
+const [trimStream, trimGreet] = [await freePort(), await freePort()];
+const trimChild = await startAgent(
+  path.join(tmp, "agent-trim.json"),
+  [rule("stream", sinkPort, trimStream), rule("greet", greetPort, trimGreet)],
+  [],
+  MALLOC_TRIM,
+);
 
 // HAProxy in TCP mode, one thread, on the agent's core.
-const paths: { name: "direct" | "agent" | "node-pipe" | "haproxy"; stream: number; greet: number }[] = [
+const paths: {
+  name: "direct" | "agent" | "agent-malloc-trim" | "node-pipe" | "haproxy";
+  stream: number;
+  greet: number;
+  /** The process doing the proxying, for its CPU time. */
+  pid?: number;
+}[] = [
   { name: "direct", stream: sinkPort, greet: greetPort },
-  { name: "agent", stream: agentStream, greet: agentGreet },
-  { name: "node-pipe", stream: pipeStream, greet: pipeGreet },
+  { name: "agent", stream: agentStream, greet: agentGreet, pid: agentChild.pid },
+  { name: "agent-malloc-trim", stream: trimStream, greet: trimGreet, pid: trimChild.pid },
+  { name: "node-pipe", stream: pipeStream, greet: pipeGreet, pid: agentChild.pid },
 ];
 let haproxyVersion: string | undefined;
 let haproxySkipped: string | undefined;
@@ -282,29 +336,58 @@ if (hv.status !== 0) {
     ].join("\n"),
   );
   const [hcmd, hargs] = pin(1, "haproxy", ["-db", "-f", cfg]);
-  children.push(spawn(hcmd, hargs, { stdio: ["ignore", "ignore", "inherit"] }));
+  // taskset execs haproxy, and -db keeps it one foreground process: the child's pid is HAProxy's.
+  const h = spawn(hcmd, hargs, { stdio: ["ignore", "ignore", "inherit"] });
+  children.push(h);
   await waitForPort(hStream);
   await waitForPort(hGreet);
-  paths.push({ name: "haproxy", stream: hStream, greet: hGreet });
+  paths.push({ name: "haproxy", stream: hStream, greet: hGreet, pid: h.pid });
 }
 
 // Interleaved, so a change of load on the shared machine hits every path alike.
-const results = new Map<string, { rounds: number[]; lat: number[] }>(
-  paths.map((p) => [p.name, { rounds: [], lat: [] }]),
+const results = new Map<string, { rounds: number[]; lat: number[]; streamCpu: number; connectCpu: number }>(
+  paths.map((p) => [p.name, { rounds: [], lat: [], streamCpu: 0, connectCpu: 0 }]),
 );
+/** Runs `f` and adds the CPU time `pid` spent meanwhile. */
+async function charged<T>(
+  pid: number | undefined,
+  add: (ms: number) => void,
+  f: () => Promise<T>,
+): Promise<T> {
+  const before = cpuMs(pid);
+  const out = await f();
+  const after = cpuMs(pid);
+  if (before !== undefined && after !== undefined) add(after - before);
+  return out;
+}
 try {
   for (const p of paths) {
     await throughput(p.stream);
     for (let i = 0; i < 50; i++) await connectLatency(p.greet);
   }
   for (let r = 0; r < ROUNDS; r++) {
-    for (const p of paths) results.get(p.name)!.rounds.push(await throughput(p.stream));
+    for (const p of paths) {
+      const res = results.get(p.name)!;
+      res.rounds.push(
+        await charged(
+          p.pid,
+          (ms) => (res.streamCpu += ms),
+          () => throughput(p.stream),
+        ),
+      );
+    }
   }
   const batch = 100;
   for (let done = 0; done < CONNECTS; done += batch) {
     for (const p of paths) {
-      const lat = results.get(p.name)!.lat;
-      for (let i = 0; i < batch; i++) lat.push(await connectLatency(p.greet));
+      const res = results.get(p.name)!;
+      await charged(
+        p.pid,
+        (ms) => (res.connectCpu += ms),
+        async () => {
+          for (let i = 0; i < batch; i++) res.lat.push(await connectLatency(p.greet));
+        },
+      );
     }
   }
 } finally {
@@ -315,6 +398,7 @@ try {
 
 const summary = (name: string): PathResult => {
   const r = results.get(name)!;
+  const pid = paths.find((p) => p.name === name)?.pid;
   return {
     throughputMBps: { median: median(r.rounds), rounds: r.rounds },
     connectMs: {
@@ -322,6 +406,14 @@ const summary = (name: string): PathResult => {
       p99: pct(r.lat, 99),
       mean: r.lat.reduce((a, b) => a + b, 0) / r.lat.length,
     },
+    ...(pid === undefined
+      ? {}
+      : {
+          cpu: {
+            msPerGB: r.streamCpu / ((ROUNDS * SIZE) / 1024 ** 3),
+            usPerConnect: (r.connectCpu * 1000) / r.lat.length,
+          },
+        }),
   };
 };
 const direct = summary("direct");
@@ -341,6 +433,12 @@ const out = {
   connects: CONNECTS,
   direct,
   agent: { ...agent, addedConnectMs: added(agent) },
+  /** The same agent with MALLOC_TRIM_THRESHOLD_ set (see MALLOC_TRIM): not the shipped default. */
+  agentMallocTrim: {
+    ...summary("agent-malloc-trim"),
+    addedConnectMs: added(summary("agent-malloc-trim")),
+    env: MALLOC_TRIM,
+  },
   /** A bare Node.js pipe proxy in the agent's process: the floor for a proxy written in Node. */
   nodePipe: { ...summary("node-pipe"), addedConnectMs: added(summary("node-pipe")) },
   haproxy: haproxy

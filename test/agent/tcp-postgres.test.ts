@@ -144,4 +144,55 @@ describe.skipIf(!available)("tcp rules: PostgreSQL behind the agent", () => {
         "closed",
     );
   }, 60_000);
+
+  it("with a health check, a dead primary holds the breaker open past its open period, and its return half-opens it at once", async () => {
+    await agent?.close();
+    const listen = await freePort();
+    agent = await startTcpAgent(
+      makeConfig([
+        tcpRule("orders-db", primary.port, listen, {
+          connectTimeoutMs: 1000,
+          circuitBreaker: {
+            consecutiveFailures: 1,
+            openDuration: { baseMs: 5000, maxMs: 60000 },
+            halfOpen: { permittedCalls: 1 },
+          },
+          fallback: { on: ["circuit-open"], upstream: { host: "127.0.0.1", port: replica.port } },
+          healthCheck: { intervalMs: 100, timeoutMs: 100, healthyThreshold: 1 },
+        }),
+      ]),
+    );
+    const port = (sql: string) => psql(listen, sql);
+    const probe = () =>
+      (
+        agent!.agent.status().tcpUpstreams as {
+          healthCheck: { sawUpstreamDown: boolean; holdingOpen: boolean; lastProbeAgoMs?: number };
+        }[]
+      )[0]!.healthCheck;
+    expect(await port("select current_setting('port')")).toEqual({ ok: true, out: String(primary.port) });
+
+    await primary.stop();
+    expect((await port("select 1")).ok).toBe(false);
+    await until(() => probe().sawUpstreamDown);
+    // Past the 5 s open period the primary is still down: a failed probe holds the breaker open, so
+    // sessions stay on the replica and none is spent as a trial on the dead primary.
+    agent.clock.advance(5000);
+    await until(() => probe().lastProbeAgoMs === 0 && probe().holdingOpen);
+    expect(await port("select current_setting('port')")).toEqual({ ok: true, out: String(replica.port) });
+
+    // The primary returns: the next probe half-opens the breaker, without moving the clock.
+    await primary.start();
+    await until(
+      () =>
+        (agent!.agent.status().tcpUpstreams as { breaker: { state: string } }[])[0]!.breaker.state ===
+        "half-open",
+      10_000,
+    );
+    expect(await port("select current_setting('port')")).toEqual({ ok: true, out: String(primary.port) });
+    await until(
+      () =>
+        (agent!.agent.status().tcpUpstreams as { breaker: { state: string } }[])[0]!.breaker.state ===
+        "closed",
+    );
+  }, 60_000);
 });

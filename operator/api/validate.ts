@@ -119,11 +119,22 @@ export function problemsOf(error: z.ZodError, input: unknown, prefix = ""): Prob
       issue.code === "custom" && typeof issue.params?.rule === "string" ? issue.params.rule : undefined;
     problems.push({
       path: formatPath(issue.path, prefix),
-      message: messageFor(issue, input),
+      message: capped(messageFor(issue, input)),
       ...(rule === undefined ? {} : { rule }),
     });
   }
   return problems;
+}
+
+/** Longest problem message, in characters. */
+const MAX_MESSAGE = 512;
+
+/**
+ * Messages that quote the input (`must be one of tiers (…)`) are cut: a megabyte-long tier name was echoed
+ * whole into the CLI's output, the webhook's answer and the policy status (found by fuzzing).
+ */
+function capped(message: string): string {
+  return message.length <= MAX_MESSAGE ? message : `${message.slice(0, MAX_MESSAGE)}… (cut)`;
 }
 
 /**

@@ -240,7 +240,9 @@ export function adversarialPolicy(): fc.Arbitrary<{ mutations: Mutation[]; polic
           setAt(p, m.path, m.value);
           return true;
         });
-        return { mutations: applied, policy: p as unknown };
+        // A later mutation may also replace or delete what an earlier one changed: keep those still in place.
+        const standing = applied.filter((m) => m.kind === "delete" || safeGet(p, m.path) === m.value);
+        return { mutations: standing, policy: p as unknown };
       }),
     },
     { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((policy) => ({ mutations: [], policy })) },

@@ -105,6 +105,17 @@ describe("policy validator (operator/api/validate.ts)", () => {
     expect(({} as Record<string, unknown>).app).toBeUndefined();
   });
 
+  it("does not echo a huge value back: a megabyte tier name gives a short message (regression)", () => {
+    const p = validPolicy();
+    setAt(p, ["spec", "inbound", "loadShedding", "tiers", 1], "x".repeat(1_000_000));
+    const r = validatePolicy(p);
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.problems.map((x) => x.path)).toContain("spec.inbound.loadShedding.defaultTier");
+      for (const x of r.problems) expect(x.message.length).toBeLessThan(600);
+    }
+  });
+
   it("hand-picked: huge numbers, NaN-like strings, 100 000-deep nesting and a megabyte name", () => {
     const cases: [string, Segment[], unknown][] = [
       ["maxAttempts 1e300", ["spec", "upstreams", 0, "retry", "maxAttempts"], 1e300],

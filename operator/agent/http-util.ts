@@ -19,6 +19,18 @@ const HOP_BY_HOP = new Set([
 
 const HOP_BY_HOP_LENGTHS = new Set([...HOP_BY_HOP].map((h) => h.length));
 
+/** The name lengths of each `drop` set (the callers' sets are module constants, so this stays tiny). */
+const dropLengths = new WeakMap<ReadonlySet<string>, ReadonlySet<number>>();
+
+function lengthsOf(drop: ReadonlySet<string>): ReadonlySet<number> {
+  let l = dropLengths.get(drop);
+  if (l === undefined) {
+    l = new Set([...drop].map((n) => n.length));
+    dropLengths.set(drop, l);
+  }
+  return l;
+}
+
 /**
  * Copies raw header pairs minus hop-by-hop ones, those the Connection header names, and any in `drop`
  * (lower-case names).
@@ -33,11 +45,12 @@ export function filterHeaders(raw: readonly string[], drop?: ReadonlySet<string>
       }
     }
   }
+  const dropLens = drop === undefined ? undefined : lengthsOf(drop);
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     // Lower-case only names whose length could match (most headers are kept without a string copy).
-    if (named !== undefined || drop !== undefined || HOP_BY_HOP_LENGTHS.has(name.length)) {
+    if (named !== undefined || HOP_BY_HOP_LENGTHS.has(name.length) || dropLens?.has(name.length)) {
       const lower = name.toLowerCase();
       if (HOP_BY_HOP.has(lower) || named?.has(lower) || drop?.has(lower)) continue;
     }

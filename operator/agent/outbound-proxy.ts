@@ -451,11 +451,7 @@ class OutboundExchange {
       last = outcome;
       const result: AttemptResult =
         outcome.kind === "response"
-          ? {
-              kind: "response",
-              status: outcome.res.statusCode ?? 502,
-              retryAfter: header(outcome.res.headers["retry-after"]),
-            }
+          ? responseResult(outcome.res, u)
           : outcome.kind === "fault-abort"
             ? { kind: "response", status: outcome.status }
             : { kind: outcome.kind };
@@ -755,6 +751,19 @@ class OutboundExchange {
 
 function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * The retry loop's view of a response. `Retry-After` is read only when a retry could follow (a status
+ * decideRetry may retry): reading `res.headers` builds the whole header object, which a plain success never
+ * needs.
+ */
+function responseResult(res: IncomingMessage, u: UpstreamRuntime): AttemptResult {
+  const status = res.statusCode ?? 502;
+  const mayRetry = u.retry !== undefined && (status >= 500 || u.retry.retriableStatusCodes.has(status));
+  return mayRetry
+    ? { kind: "response", status, retryAfter: header(res.headers["retry-after"]) }
+    : { kind: "response", status };
 }
 
 function describe(r: AttemptResult): string {

@@ -157,7 +157,7 @@ function config(upstreamPort: number, full: boolean): SidecarConfig {
 }
 
 async function main() {
-  const upPort = 19201;
+  const upPort = 29201;
   const upstream = spawnPinned(1, ["node", "-e", SERVER, String(upPort)]);
   await waitFor(upstream, "up");
   const dir = mkdtempSync(join(tmpdir(), "bulwark-prof-"));
@@ -165,18 +165,18 @@ async function main() {
   try {
     for (let round = 0; round < Number(values.rounds); round++) {
       if (ONLY.has("bare")) {
-        const bare = spawnPinned(0, ["node", "-e", SERVER, "19202"]);
+        const bare = spawnPinned(0, ["node", "-e", SERVER, "29202"]);
         await waitFor(bare, "up");
-        rows.push({ round, sut: "bare", ...(await load(19202, "127.0.0.1", bare.pid!)) });
+        rows.push({ round, sut: "bare", ...(await load(29202, "127.0.0.1", bare.pid!)) });
         bare.kill();
       }
       for (const script of values.proxy) {
-        const p = spawnPinned(0, ["node", script, "19203", String(upPort)]);
+        const p = spawnPinned(0, ["node", script, "29203", String(upPort)]);
         await waitFor(p, "up");
         rows.push({
           round,
           sut: script.replace(/^.*\//, ""),
-          ...(await load(19203, `127.0.0.1:${upPort}`, p.pid!)),
+          ...(await load(29203, `127.0.0.1:${upPort}`, p.pid!)),
         });
         p.kill();
         await new Promise((r) => p.once("exit", r));
@@ -201,11 +201,11 @@ async function main() {
             "--config",
             file,
             "--admin-port",
-            "19210",
+            "29210",
             "--outbound-port",
-            "19211",
+            "29211",
             "--inbound-port",
-            "19212",
+            "29212",
             "--listen-address",
             "127.0.0.1",
           ]);
@@ -213,7 +213,7 @@ async function main() {
           await new Promise((r) => setTimeout(r, 500));
           const idleRssMb = rssMb(agent.pid!);
           const sut = `${full ? "full" : "pass"}${dist && builds.length > 1 ? `@${dist.replace(/\/+$/, "").replace(/^.*\//, "")}` : ""}`;
-          rows.push({ round, sut, idleRssMb, ...(await load(19211, `127.0.0.1:${upPort}`, agent.pid!)) });
+          rows.push({ round, sut, idleRssMb, ...(await load(29211, `127.0.0.1:${upPort}`, agent.pid!)) });
           agent.kill("SIGTERM");
           await new Promise((r) => agent.once("exit", r));
         }

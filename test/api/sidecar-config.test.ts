@@ -62,6 +62,27 @@ describe("sidecar config", () => {
     if (!result.ok) expect(result.problems.map((p) => p.path)).toContain("upstreams[0]");
   });
 
+  it("takes a tcp rule's health check, and rejects one whose probe timeout outlasts its interval", () => {
+    const tcp = valid.upstreams[1]!;
+    const withCheck = (timeoutMs: number) =>
+      parseSidecarConfig({
+        ...valid,
+        upstreams: [
+          valid.upstreams[0],
+          { ...tcp, healthCheck: { intervalMs: 1000, timeoutMs, healthyThreshold: 2 } },
+        ],
+      });
+    expect(withCheck(1000).ok).toBe(true);
+    const bad = withCheck(1500);
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) {
+      expect(bad.problems).toContainEqual({
+        path: "upstreams[1].healthCheck.timeoutMs",
+        message: "timeoutMs must be <= intervalMs",
+      });
+    }
+  });
+
   it("rejects duplicate upstream names and clashing tcp listen ports", () => {
     const tcp = valid.upstreams[1]!;
     const result = parseSidecarConfig({

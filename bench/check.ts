@@ -6,6 +6,7 @@
  * runs on it, a same-run ratio much less.
  *
  *   npx tsx bench/check.ts [--only name,name]            compare a quick run with the committed results
+ *                                                        (default: the suites noise.json covers; else all)
  *   npx tsx bench/check.ts --noise 5 [--only name,name]  measure the noise: 5 quick runs, the spread of every
  *                                                        ratio, written to bench/results/noise.json
  *
@@ -33,7 +34,12 @@ const MIN_TOLERANCE = 0.15;
 const { values } = parseArgs({
   options: { only: { type: "string" }, noise: { type: "string" } },
 });
-const only = values.only?.split(",");
+// Without --only, a check covers the suites whose noise was measured (their tolerances are known).
+const measured =
+  values.noise === undefined && existsSync(NOISE_FILE)
+    ? (JSON.parse(readFileSync(NOISE_FILE, "utf8")) as NoiseSummary).suites
+    : undefined;
+const only = values.only?.split(",") ?? measured;
 const suites = SUITES.filter((s) => !only || only.includes(s.name));
 
 function runSuite(args: readonly string[], timeoutMs: number): Promise<number> {

@@ -249,6 +249,19 @@ function duplicateHost(raw: readonly string[]): boolean {
   return false;
 }
 
+/**
+ * An absolute-form target (`GET http://a/ HTTP/1.1`) whose authority differs from the Host header: the agent
+ * would act on one while the next hop may read the other (RFC 9112 §3.2.2), so such a request is refused.
+ */
+function hostDisagrees(req: IncomingMessage): boolean {
+  const url = req.url ?? "";
+  if (url.startsWith("/") || !/^http:\/\//i.test(url)) return false;
+  const rest = url.slice(7);
+  const end = rest.search(/[/?#]/);
+  const norm = (a: string) => a.toLowerCase().replace(/:80$/, "");
+  return norm(end === -1 ? rest : rest.slice(0, end)) !== norm(req.headers.host ?? "");
+}
+
 /** Answers malformed requests, oversized headers and upgrade attempts instead of crashing or hanging. */
 export function guardServer(server: Server, log: RecoveryLog, listener: string): void {
   // Found by fuzzing (test/fuzz/agent-http.test.ts). Node keeps only the first 2000 header fields
@@ -263,6 +276,14 @@ export function guardServer(server: Server, log: RecoveryLog, listener: string):
     if (duplicateHost(req.rawHeaders)) {
       log.emit("bad-input", { listener, error: "duplicate Host header" });
       sendLocal(res, 400, "bulwark agent: more than one Host header", ["connection", "close"]);
+      return;
+    }
+    if (hostDisagrees(req)) {
+      log.emit("bad-input", { listener, error: "Host header differs from the request target" });
+      sendLocal(res, 400, "bulwark agent: the Host header differs from the request target's authority", [
+        "connection",
+        "close",
+      ]);
       return;
     }
     for (const h of handlers) h.call(server, req, res);

@@ -43,7 +43,9 @@ function refOf(obj: unknown, position: string): string {
   const meta = isRecord(obj) ? obj.metadata : undefined;
   const name =
     isRecord(meta) && typeof meta.name === "string" && meta.name !== "" ? meta.name : `(${position})`;
-  return `${kind}/${name}`;
+  // A kind or name with control characters (a line break) is quoted, so each problem stays one line.
+  const safe = (s: string) => ([...s].some((c) => c < " " || c === "\u007f") ? JSON.stringify(s) : s);
+  return `${safe(kind)}/${safe(name)}`;
 }
 
 /**

@@ -64,7 +64,15 @@ export { decide };
 
 /** The validator's answer: the CLI's messages, one line per problem, 422 Invalid. */
 export function validateReview(req: AdmissionRequest): AdmissionReview {
-  if (req.operation === "DELETE" || !req.object) return review({ uid: req.uid, allowed: true });
+  if (req.operation === "DELETE") return review({ uid: req.uid, allowed: true });
+  // Fail closed: a create or update without an object (or with a falsy one: 0, "", false) used to be
+  // allowed unchecked; there is nothing valid to admit (found by fuzzing the webhook).
+  if (req.object === undefined || req.object === null)
+    return review({
+      uid: req.uid,
+      allowed: false,
+      status: { code: 400, reason: "BadRequest", message: "request.object: required for a create or update" },
+    });
   const r = validatePolicy(req.object);
   if (r.ok) return review({ uid: req.uid, allowed: true });
   const name = (req.object as { metadata?: { name?: string } }).metadata?.name ?? req.name ?? "";

@@ -230,6 +230,12 @@ describe("bulwark compile (operator/cli)", () => {
     ["a billion-laughs alias bomb", billionLaughs(), /alias/i],
     ["10 000-deep flow nesting", `${"[".repeat(10_000)}${"]".repeat(10_000)}`, /not a ResiliencePolicy|YAML/],
     ["not YAML at all", "\u0000\u0001{{{:::", /YAML|not a ResiliencePolicy/],
+    // Regression: a name with a line break was printed raw, splitting one problem over two lines.
+    [
+      "a name with a line break",
+      toKubeYaml({ ...validPolicy(), metadata: { name: "a\r\nb" } }),
+      /ResiliencePolicy\/"a\\r\\nb": metadata.name: /,
+    ],
     [
       "a __proto__ key",
       `${toKubeYaml(validPolicy())}`.replace("spec:\n", 'spec:\n  "__proto__": {polluted: true}\n'),
@@ -316,9 +322,11 @@ describe("validating webhook over HTTPS (operator/webhook)", () => {
           };
           const res = await post(JSON.stringify(review));
           const r = validatePolicy(policy);
-          if (policy === null || typeof policy !== "object") {
-            // No object: nothing to validate (DELETE-like); allowed, as the API server would not send this.
-            expect(res.status).toBe(200);
+          if (policy === null) {
+            // Regression: a create without an object used to be allowed unchecked; it fails closed now.
+            expect(JSON.parse(res.text)).toMatchObject({
+              response: { allowed: false, status: { code: 400 } },
+            });
             return;
           }
           expect(res.status).toBe(200);
@@ -355,6 +363,12 @@ describe("validating webhook over HTTPS (operator/webhook)", () => {
       // An oversized body may be cut off before an answer; every other malformed body gets a 4xx or a verdict.
       expect([200, 400, 413, -1]).toContain(res.status);
       if (body.length < 1024 * 1024) expect(res.status).not.toBe(-1);
+    }
+    for (const object of [null, 0, "", false]) {
+      const res = await post(JSON.stringify({ request: { uid: "z", operation: "CREATE", object } }));
+      expect(JSON.parse(res.text), JSON.stringify(object)).toMatchObject({
+        response: { uid: "z", allowed: false },
+      });
     }
     const ok = await post(
       JSON.stringify({ request: { uid: "y", operation: "CREATE", object: validPolicy() } }),

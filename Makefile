@@ -44,6 +44,12 @@ test: install build lint typecheck crds-check ## lint, type-check, CRD drift che
 	@# The whole-demo end-to-end run last and alone: it asserts live-traffic ratios a busy machine would skew.
 	npx vitest run test/demo
 
+chaos: install build ## the long chaos suites (minutes): API-server, operator, agent and upstream faults, load
+	CHAOS_LONG=1 npx vitest run test/chaos
+
+audit: $(STAMP) ## npm audit of production dependencies: high/critical fail unless excepted (docs/security.md)
+	./scripts/audit.sh
+
 run: install build ## the main job: dev cluster, operator, demo workload with agents (bulwark up)
 	node dist/operator/cli/main.js up
 
@@ -61,4 +67,4 @@ image: ## build the container image (needs a Docker engine; not available on dev
 clean: ## remove build output and local state
 	rm -rf dist .bulwark
 
-.PHONY: help install build lint typecheck crds crds-check test run bench bench-quick image clean
+.PHONY: help install build lint typecheck crds crds-check test chaos audit run bench bench-quick image clean

@@ -268,6 +268,7 @@ interface Overload {
   >;
   retries: {
     p: number;
+    budget?: { percent: number; minPerSecond: number };
     summary: {
       mode: string;
       tries: number;

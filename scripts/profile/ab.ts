@@ -4,6 +4,7 @@
 // (as bench/data-plane.ts and scripts/profile/load.ts do), the same build varied 3-5x between runs here.
 //
 //   npx tsx scripts/profile/ab.ts --dist DIR_A --dist DIR_B [--config pass|full] [--windows 6] [--seconds 3]
+//     [--proxy scripts/profile/floor-agent-proxy.mjs]
 //
 // Each DIR is tsc output of the tree (`npx tsc -p tsconfig.build.json --outDir DIR`, with node_modules
 // linked in and a {"type":"module"} package.json). A bare Node server runs beside them as the denominator.
@@ -22,6 +23,8 @@ const { values } = parseArgs({
     config: { type: "string", default: "full" },
     windows: { type: "string", default: "6" },
     seconds: { type: "string", default: "3" },
+    /** Reference proxy scripts (argv: listenPort upstreamPort, print "up" when ready), e.g. floor-agent-proxy.mjs. */
+    proxy: { type: "string", multiple: true, default: [] },
     /** Connections per contestant. */
     connections: { type: "string", default: "8" },
   },
@@ -118,10 +121,22 @@ async function main() {
   const file = join(dir, "config.json");
   writeFileSync(file, JSON.stringify(config(values.config === "full")));
   const contestants: Contestant[] = [];
+  // A contestant that dies mid-run rejects the load; never leave the others running.
+  process.once("exit", () => {
+    for (const c of contestants) c.child.kill();
+    upstream.kill();
+  });
   try {
     const bare = spawnPinned(0, ["node", "-e", SERVER, "29302"]);
     await waitFor(bare, "up");
     contestants.push({ name: "bare", pid: bare.pid!, port: 29302, host: "127.0.0.1", count: 0, child: bare });
+    for (const [i, script] of values.proxy.entries()) {
+      const port = 29303 + i;
+      const child = spawnPinned(0, ["node", script, String(port), String(UP)]);
+      await waitFor(child, "up");
+      const name = script.replace(/^.*\//, "").replace(/\.m?js$/, "");
+      contestants.push({ name, pid: child.pid!, port, host: `127.0.0.1:${UP}`, count: 0, child });
+    }
     for (const [i, dist] of values.dist.entries()) {
       const base = 29310 + i * 10;
       const child = spawnPinned(0, [
@@ -170,10 +185,13 @@ async function main() {
         }
       }
     });
-    const running = Promise.all(workers);
+    let failure: unknown;
+    const running = Promise.all(workers).catch((err: unknown) => {
+      failure = err;
+    });
     await new Promise((r) => setTimeout(r, 1500)); // warm-up
     const per: Record<string, number[]> = {};
-    for (let w = 0; w < windows; w++) {
+    for (let w = 0; w < windows && failure === undefined; w++) {
       const c0 = contestants.map((c) => ({ cpu: cpuMs(c.pid), n: c.count }));
       await new Promise((r) => setTimeout(r, secs * 1000));
       const line: string[] = [];
@@ -189,6 +207,7 @@ async function main() {
       console.log(`window ${w}: ${line.join(", ")}`);
     }
     await running;
+    if (failure !== undefined) throw failure;
     for (const a of agents) a.destroy();
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? NaN;
     for (const [name, ratios] of Object.entries(per)) {

@@ -336,7 +336,14 @@ interface OpenLoopRow {
   rssMb: number;
 }
 
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? 0;
+/** The median; with an even count (two rounds), the mean of the middle two, not the lower one. */
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return 0;
+  const lo = s[Math.floor((s.length - 1) / 2)]!;
+  const hi = s[Math.floor(s.length / 2)]!;
+  return Math.round(((lo + hi) / 2) * 1000) / 1000;
+};
 /** A percentile above the deadline is null in a result; as a number it is the deadline (a lower bound). */
 const orDeadline = (v: number | null) => v ?? OPEN_DEADLINE_MS;
 

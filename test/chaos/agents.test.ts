@@ -6,7 +6,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -135,6 +135,7 @@ afterAll(async () => {
   await Cli.killAll();
   await service?.stop();
   await kube?.stop();
+  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   await new Promise<void>((r) => (upstream ? upstream.close(() => r()) : r()));
 });
 

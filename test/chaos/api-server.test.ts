@@ -5,7 +5,7 @@
 // edited during every fault; after each, the status must reach the latest generation with both pods
 // acknowledged and each agent's /config must carry the latest edit (no missed change), and the operator's
 // requests during the fault must stay under a bound (no hot loop).
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDevCluster } from "../../operator/devcluster/server.js";
@@ -133,6 +133,7 @@ afterAll(async () => {
   console.log(`chaos figures (api-server): ${JSON.stringify(figures)}`);
   await Cli.killAll();
   await kube?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 describe("the operator against a faulty API server", () => {

@@ -2,7 +2,7 @@
 // `bulwark operator` and `bulwark agent` CLIs as child processes (killed in afterAll, whatever happened);
 // /proc figures of a child; bounded polling. CHAOS_LONG=1 stretches every fault from seconds to minutes.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -209,7 +209,10 @@ export async function startChaosCluster(
         status: o?.status as ResiliencePolicyStatus | undefined,
       };
     },
-    stop: () => cluster.stop(),
+    async stop() {
+      await cluster.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 

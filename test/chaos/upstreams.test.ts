@@ -5,7 +5,8 @@
 // must end with an HTTP answer within the rule's 1 s timeout (plus scheduling slack), and the agent's open
 // file descriptors and memory, read from /proc, must come back to where they were.
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import http from "node:http";
 import net from "node:net";
 import { join } from "node:path";
@@ -24,14 +25,13 @@ import {
   until,
   type AgentChild,
 } from "./harness.js";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 
 const TIMEOUT_MS = 1000;
 const CONCURRENCY = 16;
 const servers: Array<http.Server | net.Server> = [];
 const ports: Record<string, number> = {};
 let agent: AgentChild;
+let dir: string | undefined;
 const figures: Record<string, unknown> = {};
 
 async function listen<S extends http.Server | net.Server>(name: string, s: S): Promise<void> {
@@ -76,7 +76,7 @@ beforeAll(async () => {
     }),
   );
 
-  const dir = mkdtempSync(join(tmpdir(), "bulwark-chaos-up-"));
+  dir = mkdtempSync(join(tmpdir(), "bulwark-chaos-up-"));
   const rule = (name: string) => ({
     name,
     host: "127.0.0.1",
@@ -139,6 +139,7 @@ afterAll(async () => {
     if (s instanceof http.Server) s.closeAllConnections();
     s.close();
   }
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe("bad upstreams", () => {

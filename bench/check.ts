@@ -11,8 +11,9 @@
  *                                                        ratio, written to bench/results/noise.json
  *
  * The tolerance of a ratio comes from bench/results/noise.json: MULTIPLIER × the largest deviation from its
- * median seen over the noise runs, at least MIN_TOLERANCE; a ratio the noise runs did not see gets the p90
- * of those tolerances. The quick run's own result files are written to bench/results/ by the suites and then
+ * median seen over the noise runs, at least MIN_TOLERANCE; a ratio whose tolerance would pass MAX_TOLERANCE
+ * is too noisy here to guard and is skipped (and listed); a ratio the noise runs did not see gets the p90 of
+ * the guarded tolerances. The quick run's own result files are written to bench/results/ by the suites and then
  * put back as they were, so a check never changes what is committed.
  */
 import { spawn } from "node:child_process";
@@ -30,6 +31,8 @@ const NOISE_FILE = path.join(RESULTS, "noise.json");
 const MULTIPLIER = 2;
 /** …and never less than this (two runs rarely show the full spread of five). */
 const MIN_TOLERANCE = 0.15;
+/** A ratio whose tolerance would exceed ±100% is not guarded: on this machine it says nothing. */
+const MAX_TOLERANCE = 1;
 
 const { values } = parseArgs({
   options: { only: { type: "string" }, noise: { type: "string" } },
@@ -104,7 +107,9 @@ async function measureNoise(runs: number): Promise<void> {
     };
   }
   const devs = Object.values(ratios).map((r) => r.maxDeviation);
-  const tolerances = Object.values(ratios).map((r) => r.tolerance);
+  const tolerances = Object.values(ratios)
+    .map((r) => r.tolerance)
+    .filter((t) => t <= MAX_TOLERANCE);
   const summary: NoiseSummary = {
     date: new Date().toISOString(),
     runs,
@@ -113,6 +118,7 @@ async function measureNoise(runs: number): Promise<void> {
     ratios,
     deviation: { median: median(devs), p90: quantile(devs, 0.9), max: Math.max(0, ...devs) },
     minTolerance: MIN_TOLERANCE,
+    maxTolerance: MAX_TOLERANCE,
     multiplier: MULTIPLIER,
     defaultTolerance: Math.max(MIN_TOLERANCE, quantile(tolerances, 0.9)),
   };
@@ -142,6 +148,10 @@ async function check(): Promise<void> {
     if (fresh === undefined) continue;
     const tolerance = noise?.ratios[key]?.tolerance ?? noise?.defaultTolerance ?? 0.5;
     const moved = fresh / old - 1;
+    if (tolerance > (noise?.maxTolerance ?? MAX_TOLERANCE)) {
+      rows.push(`skip ${key}: too noisy to guard here (measured tolerance ±${pct(tolerance)})`);
+      continue;
+    }
     const bad = Math.abs(moved) > tolerance;
     rows.push(
       `${bad ? "FAIL" : "ok  "} ${key}: ${old.toFixed(2)}× → ${fresh.toFixed(2)}× (${moved >= 0 ? "+" : ""}${pct(moved)}, tolerance ±${pct(tolerance)})`,
@@ -152,8 +162,10 @@ async function check(): Promise<void> {
   if (!noise) console.log("\n(no bench/results/noise.json: every ratio got ±50%; run --noise 5 to measure)");
   if ((os.loadavg()[0] ?? 0) > 0.5 * os.cpus().length)
     console.log("\nnote: the machine was busy during the check (load average above 0.5 per core)");
+  const checked = rows.filter((r) => !r.startsWith("skip")).length;
   console.log(
-    `\nbench-check: ${rows.length - failures.filter((f) => before.has(f)).length}/${rows.length} ratios within tolerance` +
+    `\nbench-check: ${checked - failures.filter((f) => before.has(f)).length}/${checked} guarded ratios within tolerance` +
+      ` (${rows.length - checked} too noisy to guard)` +
       (failures.length ? `; failed: ${failures.length}` : ""),
   );
   process.exitCode = failures.length > 0 ? 1 : 0;

@@ -584,6 +584,8 @@ export interface NoiseSummary {
   readonly ratios: Record<string, { median: number; maxDeviation: number; tolerance: number }>;
   readonly deviation: { median: number; p90: number; max: number };
   readonly minTolerance: number;
+  /** Ratios whose tolerance would pass this are too noisy to guard, and skipped. */
+  readonly maxTolerance: number;
   readonly multiplier: number;
   /** Tolerance for a ratio the noise runs did not see. */
   readonly defaultTolerance: number;
@@ -653,7 +655,19 @@ export function renderMarkdown(
       `\`make bench-check\` runs a quick run and fails when a ratio moves from the committed bench/results/latest.json ` +
         `by more than its tolerance: ${n.multiplier}× the ratio's own measured deviation, at least ${pct(n.minTolerance)} ` +
         `(${pct(n.defaultTolerance)} for a ratio the noise runs did not see), either way (a sudden gain usually means ` +
-        "a broken benchmark). Rows without a same-run peer have no ratio and are not guarded.",
+        `a broken benchmark). A ratio whose tolerance would pass ±${pct(n.maxTolerance)} is too noisy to guard on ` +
+        "this machine and is skipped. Rows without a same-run peer have no ratio and are not guarded.",
+    );
+    const entries = Object.entries(n.ratios);
+    const guarded = entries.filter(([, r]) => r.tolerance <= n.maxTolerance);
+    const skipped = entries.filter(([, r]) => r.tolerance > n.maxTolerance);
+    lines.push(
+      "",
+      `Guarded (${guarded.length}): ` + guarded.map(([k, r]) => `${k} ±${pct(r.tolerance)}`).join("; ") + ".",
+      "",
+      `Too noisy to guard in that measurement (${skipped.length}): ` +
+        skipped.map(([k, r]) => `${k} (moved up to ${pct(r.maxDeviation)})`).join("; ") +
+        ".",
     );
   }
   for (const outcome of latest.outcomes) {

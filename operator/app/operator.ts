@@ -217,6 +217,8 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
   const done = new Promise<OperatorExit>((r) => (resolveDone = r));
 
   const state = new CompiledState({ distributor, clock, enqueue: (key) => controller?.enqueue(key) });
+  /** Each pod's breaker states in its last report ("policy/upstream=state,…"): see the report listener. */
+  const breakerStates = new Map<string, string>();
 
   const policies = new WatchSource<KubeObject>({
     ...opts.watch,
@@ -246,7 +248,10 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
       state.upsertPod(podInfoFromObject(current));
     } else {
       state.deletePod(key);
-      if (!current) distributor.forget?.(key);
+      if (!current) {
+        distributor.forget?.(key);
+        breakerStates.delete(key);
+      }
     }
   });
   for (const src of [policies, pods]) {
@@ -278,8 +283,16 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
     for (const key of state.policiesForPod(pod)) controller?.enqueue(key);
   };
   const unsubscribe = distributor.onChange(requeuePod);
-  // Reports move breaker counts; the status is rewritten only when a count changes.
-  const unsubscribeReports = distributor.onReport?.(requeuePod);
+  // Reports move breaker counts (status.breakers), so a report whose breaker states differ from the pod's
+  // previous one requeues its policies. Only then: at 1,000 pods reporting every second, a reconcile per
+  // report (each walks every selected pod) took more than one core and the event loop fell seconds behind.
+  const unsubscribeReports = distributor.onReport?.((pod) => {
+    const report = distributor.report?.(pod);
+    const states = (report?.upstreams ?? []).map((u) => `${u.policy}/${u.upstream}=${u.breaker}`).join(",");
+    if (breakerStates.get(pod) === states) return;
+    breakerStates.set(pod, states);
+    requeuePod(pod);
+  });
   const quotas = new QuotaController({
     state,
     distributor,

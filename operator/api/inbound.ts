@@ -94,8 +94,10 @@ export const LoadShedding = withRules(
   }),
   [RULES.defaultTierInTiers, RULES.tiersUnique],
 ).describe(
-  "Priority-tiered load shedding: the operator raises the shedding level from the pods' health; with adaptive " +
-    "set, each agent also sheds when its concurrency limit is reached. Unset: no shedding.",
+  "Priority-tiered load shedding. With adaptive set, each agent sheds the lowest tiers first as its concurrency " +
+    "limit fills, and the operator raises the policy's shedding level (whole tiers shed on every pod) while " +
+    "demand exceeds the summed limits of the pods that are not unhealthy. Without adaptive there is no limit to " +
+    "judge by: the level stays 0. Unset: no shedding.",
 );
 
 export const Inbound = z

@@ -36,8 +36,9 @@ export const Backoff = withRules(
       .enum(JITTER)
       .default("full")
       .describe(
-        "Randomisation of each backoff: none (exactly base·2^n), full (uniform in [0, base·2^n]), " +
-          "equal (half fixed, half random), decorrelated (uniform in [base, 3·previous]); always capped by max.",
+        "Randomisation of the n-th retry's backoff (n = 1 first), with exp = min(max, base·2^(n-1)): none " +
+          "(exactly exp), full (uniform in [0, exp)), equal (exp/2 + uniform in [0, exp/2)), decorrelated " +
+          "(uniform in [base, 3·previous)); always capped by max.",
       ),
   }),
   [RULES.backoffMaxGteBase],
@@ -233,7 +234,7 @@ export const CacheFallback = z
       .describe("How long a good response may be served stale after it was stored (duration, 1s–24h)."),
     maxEntries: z.int().min(1).max(100_000).default(1000).describe("Responses kept per pod and upstream."),
   })
-  .describe("Serve the last good response for the same request (GET and HEAD only), stale. HTTP only.");
+  .describe("Serve the last good response for the same request (GET only), stale. HTTP only.");
 
 export const Fallback = withRules(
   z.strictObject({

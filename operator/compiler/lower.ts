@@ -196,7 +196,8 @@ function lowerBulkhead(b: Bulkhead, quota: PodQuota): BulkheadConfig {
 function lowerRateLimit(r: RateLimit, quota: PodQuota): RateLimitConfig {
   const share = r.clusterRequestsPerSecond === undefined ? undefined : quota.requestsPerSecond;
   const limits = [r.requestsPerSecond, share].filter((v): v is number => v !== undefined);
-  // The API requires one of the two rates; a cluster rate with no share yet (no pods counted) admits nothing.
+  // The API requires one of the two rates. A cluster rate with no share yet (or a share of 0) refills nothing:
+  // the bucket's single burst token lets one request through, then none (a bounded overshoot of one).
   const requestsPerSecond = limits.length === 0 ? 0 : Math.min(...limits);
   return {
     requestsPerSecond,

@@ -18,6 +18,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -223,6 +224,26 @@ function config(upstreamPort: number, full: boolean): SidecarConfig {
   };
 }
 
+/** A port free now (bound to 0, then closed): fixed ports collide with another run of a suite. */
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const P = {
+  upstream: await freePort(),
+  bare: await freePort(),
+  plain: await freePort(),
+  haproxy: await freePort(),
+  nginx: await freePort(),
+  admin: await freePort(),
+  outbound: await freePort(),
+  inbound: await freePort(),
+};
+
 interface Subject {
   readonly sut: string;
   /** Part of the open-loop (fixed-rate) comparison. */
@@ -257,11 +278,11 @@ function subjects(upPort: number, dir: string): Subject[] {
         "--config",
         file,
         "--admin-port",
-        "19110",
+        String(P.admin),
         "--outbound-port",
-        "19111",
+        String(P.outbound),
         "--inbound-port",
-        "19112",
+        String(P.inbound),
         "--listen-address",
         "127.0.0.1",
       ]);
@@ -269,7 +290,7 @@ function subjects(upPort: number, dir: string): Subject[] {
       await new Promise((r) => setTimeout(r, 500));
       return {
         pid: child.pid!,
-        port: 19111,
+        port: P.outbound,
         host: upHost,
         idleRssMb: rssMb(child.pid!),
         stop: () => stopChild(child),
@@ -283,9 +304,9 @@ function subjects(upPort: number, dir: string): Subject[] {
       openLoop: true,
       available: true,
       start: async () => {
-        const child = spawnPinned(0, ["node", "-e", SERVER, "19102"]);
+        const child = spawnPinned(0, ["node", "-e", SERVER, String(P.bare)]);
         await waitFor(child, "up");
-        return { pid: child.pid!, port: 19102, host: "127.0.0.1", stop: () => stopChild(child) };
+        return { pid: child.pid!, port: P.bare, host: "127.0.0.1", stop: () => stopChild(child) };
       },
     },
     {
@@ -293,9 +314,9 @@ function subjects(upPort: number, dir: string): Subject[] {
       openLoop: false,
       available: true,
       start: async () => {
-        const child = spawnPinned(0, ["node", "-e", PLAIN_PROXY, "19103", String(upPort)]);
+        const child = spawnPinned(0, ["node", "-e", PLAIN_PROXY, String(P.plain), String(upPort)]);
         await waitFor(child, "up");
-        return { pid: child.pid!, port: 19103, host: upHost, stop: () => stopChild(child) };
+        return { pid: child.pid!, port: P.plain, host: upHost, stop: () => stopChild(child) };
       },
     },
     {
@@ -304,10 +325,10 @@ function subjects(upPort: number, dir: string): Subject[] {
       available: Boolean(HAPROXY),
       start: async () => {
         const cfg = join(dir, "haproxy.cfg");
-        writeFileSync(cfg, haproxyConfig(19104, upPort));
+        writeFileSync(cfg, haproxyConfig(P.haproxy, upPort));
         const child = spawnPinned(0, [HAPROXY!, "-db", "-f", cfg]);
-        await waitForPort(19104);
-        return { pid: child.pid!, port: 19104, host: upHost, stop: () => stopChild(child) };
+        await waitForPort(P.haproxy);
+        return { pid: child.pid!, port: P.haproxy, host: upHost, stop: () => stopChild(child) };
       },
     },
     {
@@ -316,10 +337,10 @@ function subjects(upPort: number, dir: string): Subject[] {
       available: Boolean(NGINX),
       start: async () => {
         const cfg = join(dir, "nginx.conf");
-        writeFileSync(cfg, nginxConfig(dir, 19105, upPort));
+        writeFileSync(cfg, nginxConfig(dir, P.nginx, upPort));
         const child = spawnPinned(0, [NGINX!, "-c", cfg, "-e", join(dir, "error.log")]);
-        await waitForPort(19105);
-        return { pid: child.pid!, port: 19105, host: upHost, stop: () => stopChild(child) };
+        await waitForPort(P.nginx);
+        return { pid: child.pid!, port: P.nginx, host: upHost, stop: () => stopChild(child) };
       },
     },
     agent(false),
@@ -350,7 +371,7 @@ const orDeadline = (v: number | null) => v ?? OPEN_DEADLINE_MS;
 async function main() {
   // The generators run here: keep them off the core the systems under test are pinned to.
   spawnSync("taskset", ["-a", "-cp", "1", String(process.pid)], { stdio: "ignore" });
-  const upPort = 19101;
+  const upPort = P.upstream;
   const upstream = spawnPinned(1, ["node", "-e", SERVER, String(upPort)]);
   await waitFor(upstream, "up");
   const dir = mkdtempSync(join(tmpdir(), "bulwark-bench-"));

@@ -27,6 +27,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -45,7 +46,21 @@ const { values } = parseArgs({
 const QUICK = values.quick;
 const ROUNDS = QUICK ? 1 : Number(values.rounds);
 const ROOT = new URL("../", import.meta.url).pathname;
-const PORTS = { admin: 19310, outbound: 19311, inbound: 19312, app: 19320, upstream: 19321 };
+/** A port free now (bound to 0, then closed): fixed ports collide with another run of a suite. */
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+const PORTS = {
+  admin: await freePort(),
+  outbound: await freePort(),
+  inbound: await freePort(),
+  app: await freePort(),
+  upstream: await freePort(),
+};
 
 // (a) The app: C = 10 at once, S = 100 ms each → 100 req/s nominal. Small enough that 4× (400 req/s) is well
 // within what the agent itself can carry on a shared core, so the curve shows the shedding, not the proxy's

@@ -140,34 +140,38 @@ afterAll(async () => {
 });
 
 describe("agents under faults", () => {
-  it("SIGKILLed and restarted with the operator down → serves its persisted config before any operator answers", async () => {
-    const before = await getJson<ServedConfig>(agent.admin, "/config");
-    expect(await call()).toMatchObject(EXPECTED);
-    await op.cli.kill("SIGKILL");
-    await agent.cli.kill("SIGKILL");
-    const t0 = Date.now();
-    agent = await startAgent();
-    const restored = await until(
-      "config served",
-      () => getJson<ServedConfig>(agent.admin, "/config"),
-      10_000,
-    );
-    figures.resumeFromStateDirMs = Date.now() - t0; // process start included
-    expect(restored).toMatchObject({
-      version: before?.version,
-      origin: expect.stringMatching(/^state-dir:/),
-    });
-    expect(await call()).toMatchObject(EXPECTED);
-    expect(agent.cli.lines().some((l) => l.event === "operator-connected")).toBe(false);
+  it(
+    "SIGKILLed and restarted with the operator down → serves its persisted config before any operator answers",
+    { timeout: 120_000 },
+    async () => {
+      const before = await getJson<ServedConfig>(agent.admin, "/config");
+      expect(await call()).toMatchObject(EXPECTED);
+      await op.cli.kill("SIGKILL");
+      await agent.cli.kill("SIGKILL");
+      const t0 = Date.now();
+      agent = await startAgent();
+      const restored = await until(
+        "config served",
+        () => getJson<ServedConfig>(agent.admin, "/config"),
+        10_000,
+      );
+      figures.resumeFromStateDirMs = Date.now() - t0; // process start included
+      expect(restored).toMatchObject({
+        version: before?.version,
+        origin: expect.stringMatching(/^state-dir:/),
+      });
+      expect(await call()).toMatchObject(EXPECTED);
+      expect(agent.cli.lines().some((l) => l.event === "operator-connected")).toBe(false);
 
-    // The operator back: it learns the version from the hello and pushes nothing.
-    await startOp();
-    await agent.cli.line("reconnected", (l) => l.event === "operator-connected", 45_000);
-    await converged("after the operator came back");
-    await sleep(1200);
-    expect(metric(await scrape(op.metricsUrl), "bulwark_distribution_pushes_total")).toBe(0);
-    expect((await getJson<ServedConfig>(agent.admin, "/config"))?.version).toBe(before?.version);
-  });
+      // The operator back: it learns the version from the hello and pushes nothing.
+      await startOp();
+      await agent.cli.line("reconnected", (l) => l.event === "operator-connected", 45_000);
+      await converged("after the operator came back");
+      await sleep(1200);
+      expect(metric(await scrape(op.metricsUrl), "bulwark_distribution_pushes_total")).toBe(0);
+      expect((await getJson<ServedConfig>(agent.admin, "/config"))?.version).toBe(before?.version);
+    },
+  );
 
   it("the connection cut in the middle of a push → the half message is never applied; the agent reconnects and gets the edit", async () => {
     const rounds = LONG ? 30 : 1;
@@ -188,59 +192,63 @@ describe("agents under faults", () => {
     expect(await call()).toMatchObject(EXPECTED);
   }, 300_000);
 
-  it("a stalled agent that never reads → dropped by the operator, whose memory stays bounded; the others still converge", async () => {
-    // A policy for the stalled pod with large configs: 8 upstreams, each with a 60 KB fallback body (~0.5 MB).
-    const big = (n: number) => ({
-      selector: { matchLabels: { app: "stuck" } },
-      upstreams: Array.from({ length: 8 }, (_, i) => ({
-        name: `big-${i}`,
-        host: `big-${i}.shop.svc`,
-        port: 8080,
-        timeout: `${1000 + n}ms`,
-        fallback: { on: ["upstream-error"], static: { status: 200, body: "x".repeat(60_000) } },
-      })),
-    });
-    await kube.policy("stuck", big(0));
-    const token = readFileSync(await kube.agentToken("stuck-1"), "utf8");
-    const stalled = await connectAndStall(`http://127.0.0.1:${opPort}`, token, "stuck-1");
-    await until(
-      "the stalled agent is connected",
-      async () => metric(await scrape(op.metricsUrl), "bulwark_agents_connected") === 2,
-      10_000,
-    );
-    const rss0 = procStats(op.cli.pid).rss;
-    const sent0 = metric(await scrape(op.metricsUrl), "bulwark_distribution_sent_bytes_total");
-    const t0 = Date.now();
-    let peak = rss0;
-    // Edits keep coming (each a new ~0.5 MB config for the stalled pod) until the operator gives up on it.
-    for (let n = 1; ; n++) {
-      await kube.patchPolicy("stuck", big(n));
-      await editPolicy(); // and the healthy agent's policy changes too
-      peak = Math.max(peak, procStats(op.cli.pid).rss);
+  it(
+    "a stalled agent that never reads → dropped by the operator, whose memory stays bounded; the others still converge",
+    { timeout: 120_000 },
+    async () => {
+      // A policy for the stalled pod with large configs: 8 upstreams, each with a 60 KB fallback body (~0.5 MB).
+      const big = (n: number) => ({
+        selector: { matchLabels: { app: "stuck" } },
+        upstreams: Array.from({ length: 8 }, (_, i) => ({
+          name: `big-${i}`,
+          host: `big-${i}.shop.svc`,
+          port: 8080,
+          timeout: `${1000 + n}ms`,
+          fallback: { on: ["upstream-error"], static: { status: 200, body: "x".repeat(60_000) } },
+        })),
+      });
+      await kube.policy("stuck", big(0));
+      const token = readFileSync(await kube.agentToken("stuck-1"), "utf8");
+      const stalled = await connectAndStall(`http://127.0.0.1:${opPort}`, token, "stuck-1");
+      await until(
+        "the stalled agent is connected",
+        async () => metric(await scrape(op.metricsUrl), "bulwark_agents_connected") === 2,
+        10_000,
+      );
+      const rss0 = procStats(op.cli.pid).rss;
+      const sent0 = metric(await scrape(op.metricsUrl), "bulwark_distribution_sent_bytes_total");
+      const t0 = Date.now();
+      let peak = rss0;
+      // Edits keep coming (each a new ~0.5 MB config for the stalled pod) until the operator gives up on it.
+      for (let n = 1; ; n++) {
+        await kube.patchPolicy("stuck", big(n));
+        await editPolicy(); // and the healthy agent's policy changes too
+        peak = Math.max(peak, procStats(op.cli.pid).rss);
+        const m = await scrape(op.metricsUrl);
+        if (metric(m, "bulwark_agents_connected") === 1 && n >= 3) break;
+        if (Date.now() - t0 > 30_000) throw new Error("the stalled agent was never dropped");
+        await sleep(300);
+      }
+      const droppedAfterMs = Date.now() - t0;
       const m = await scrape(op.metricsUrl);
-      if (metric(m, "bulwark_agents_connected") === 1 && n >= 3) break;
-      if (Date.now() - t0 > 30_000) throw new Error("the stalled agent was never dropped");
-      await sleep(300);
-    }
-    const droppedAfterMs = Date.now() - t0;
-    const m = await scrape(op.metricsUrl);
-    const reasons = ["send_buffer", "keepalive"].map((r) =>
-      metric(m, "bulwark_distribution_disconnects_total", `reason="${r}"`),
-    );
-    expect(reasons[0]! + reasons[1]!).toBeGreaterThanOrEqual(1);
-    const sentMiB = (metric(m, "bulwark_distribution_sent_bytes_total") - sent0) / MiB;
-    // The stuck connection held at most its send buffer (4 MiB) and the kernel's socket buffers; whatever the
-    // operator tried to push beyond that was not kept. 64 MiB of headroom covers the heap's own churn.
-    expect(peak - rss0).toBeLessThan(64 * MiB);
-    figures.stalledAgent = {
-      droppedAfterMs,
-      reason: reasons[0] ? "send_buffer" : "keepalive",
-      pushedMiB: Number(sentMiB.toFixed(1)),
-      operatorRssGrowthMiB: Number(((peak - rss0) / MiB).toFixed(1)),
-    };
-    stalled.destroy();
-    await converged("the healthy agent after the stall");
-  });
+      const reasons = ["send_buffer", "keepalive"].map((r) =>
+        metric(m, "bulwark_distribution_disconnects_total", `reason="${r}"`),
+      );
+      expect(reasons[0]! + reasons[1]!).toBeGreaterThanOrEqual(1);
+      const sentMiB = (metric(m, "bulwark_distribution_sent_bytes_total") - sent0) / MiB;
+      // The stuck connection held at most its send buffer (4 MiB) and the kernel's socket buffers; whatever the
+      // operator tried to push beyond that was not kept. 64 MiB of headroom covers the heap's own churn.
+      expect(peak - rss0).toBeLessThan(64 * MiB);
+      figures.stalledAgent = {
+        droppedAfterMs,
+        reason: reasons[0] ? "send_buffer" : "keepalive",
+        pushedMiB: Number(sentMiB.toFixed(1)),
+        operatorRssGrowthMiB: Number(((peak - rss0) / MiB).toFixed(1)),
+      };
+      stalled.destroy();
+      await converged("the healthy agent after the stall");
+    },
+  );
 });
 
 /** Upgrades, sends hello, then never reads: the kernel buffers fill and the operator's writes pile up. */

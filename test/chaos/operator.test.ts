@@ -143,34 +143,42 @@ afterAll(async () => {
 });
 
 describe("operator replicas killed", () => {
-  it("the leader SIGKILLed right after an edit → a new leader within the lease duration, the edit reaches status and every agent", async () => {
-    const leader = await until("a leader", holder);
-    const standby = leader === "a" ? "b" : "a";
-    await editPolicy();
-    await sleep(Math.floor(Math.random() * 100)); // somewhere in the reconcile / debounce / push
-    const killedAt = Date.now();
-    await ops[leader]?.cli.kill("SIGKILL");
-    await until("the standby leads", async () => (await holder()) === standby, LEASE_MS + 10_000);
-    const takeoverMs = Date.now() - killedAt;
-    figures.takeoverMs = takeoverMs;
-    // Expiry is judged from when the standby last saw the record change: a lease duration plus a retry
-    // period or two, plus the poll.
-    expect(takeoverMs).toBeLessThan(LEASE_MS + 2000);
-    await startOp(leader); // the pod restarts, as a standby now
-    await converged("after failover");
-    figures.convergeAfterKillMs = Date.now() - killedAt;
-  });
+  it(
+    "the leader SIGKILLed right after an edit → a new leader within the lease duration, the edit reaches status and every agent",
+    { timeout: 120_000 },
+    async () => {
+      const leader = await until("a leader", holder);
+      const standby = leader === "a" ? "b" : "a";
+      await editPolicy();
+      await sleep(Math.floor(Math.random() * 100)); // somewhere in the reconcile / debounce / push
+      const killedAt = Date.now();
+      await ops[leader]?.cli.kill("SIGKILL");
+      await until("the standby leads", async () => (await holder()) === standby, LEASE_MS + 10_000);
+      const takeoverMs = Date.now() - killedAt;
+      figures.takeoverMs = takeoverMs;
+      // Expiry is judged from when the standby last saw the record change: a lease duration plus a retry
+      // period or two, plus the poll.
+      expect(takeoverMs).toBeLessThan(LEASE_MS + 2000);
+      await startOp(leader); // the pod restarts, as a standby now
+      await converged("after failover");
+      figures.convergeAfterKillMs = Date.now() - killedAt;
+    },
+  );
 
-  it("SIGKILL of the leader again right after the next edit (the push in flight) → converges, no policy lost", async () => {
-    const leader = await until("a leader", holder);
-    await editPolicy();
-    await sleep(150); // past the 100 ms debounce: the push is on the wire or its ACK on the way back
-    const killedAt = Date.now();
-    await ops[leader]?.cli.kill("SIGKILL");
-    await startOp(leader);
-    await converged("after a kill mid-push");
-    figures.convergeAfterKillMidPushMs = Date.now() - killedAt;
-  });
+  it(
+    "SIGKILL of the leader again right after the next edit (the push in flight) → converges, no policy lost",
+    { timeout: 120_000 },
+    async () => {
+      const leader = await until("a leader", holder);
+      await editPolicy();
+      await sleep(150); // past the 100 ms debounce: the push is on the wire or its ACK on the way back
+      const killedAt = Date.now();
+      await ops[leader]?.cli.kill("SIGKILL");
+      await startOp(leader);
+      await converged("after a kill mid-push");
+      figures.convergeAfterKillMidPushMs = Date.now() - killedAt;
+    },
+  );
 
   it("status was only ever written by the replica holding the Lease (never two leaders writing)", () => {
     const log = kube.cluster.requests.writeLog();

@@ -322,15 +322,10 @@ function overloadRows(data: unknown): Row[] {
       out.push({
         figure: `goodput at ${on.load}× capacity, shedding on (${config}); 2xx within ${d.deadlineMs} ms`,
         value: `${pct(on.fractionOfCapacity)} of capacity (${fmt(on.goodputRps)} req/s)${spreadOf(on.spread)}`,
-        ...(off
-          ? {
-              peer: `shedding off ${pct(off.fractionOfCapacity)}${spreadOf(off.spread)}`,
-              // Goodput is a benefit: the guarded ratio is off ÷ on only when off is not zero.
-              ...(off.fractionOfCapacity > 0
-                ? { ratio: ratio(on.fractionOfCapacity, off.fractionOfCapacity) }
-                : {}),
-            }
-          : {}),
+        // The ratio is goodput ÷ the capacity measured in the same run (shedding off collapses to about zero,
+        // so a ratio to it would swing without bound).
+        peer: `capacity ${fmt(d.app.capacityRps)} req/s${off ? `; shedding off ${pct(off.fractionOfCapacity)}${spreadOf(off.spread)}` : ""}`,
+        ratio: `${on.fractionOfCapacity.toFixed(2)}×`,
         ...(on.load === 4 ? { aim: "≥ 90% of capacity (issue 7)", met: on.fractionOfCapacity >= 0.9 } : {}),
       });
     }

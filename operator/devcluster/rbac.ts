@@ -48,13 +48,10 @@ export function ruleAllows(rule: Obj, a: ResourceAttributes): boolean {
   if (!groups.includes("*") && !groups.includes(a.group)) return false;
   const full = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
   const resources = strings(rule.resources);
+  // Kubernetes' ResourceMatches (rbac/v1 evaluation_helpers.go): "*" matches every resource and every
+  // subresource; otherwise the exact "resource[/subresource]", or "*/subresource" for that subresource.
   const resourceOk = resources.some(
-    (r) =>
-      r === full ||
-      (r === "*" && !a.subresource) ||
-      r === "*/*" ||
-      (a.subresource !== undefined && r === `*/${a.subresource}`) ||
-      (a.subresource !== undefined && r === `${a.resource}/*`),
+    (r) => r === "*" || r === full || (a.subresource !== undefined && r === `*/${a.subresource}`),
   );
   if (!resourceOk) return false;
   const names = strings(rule.resourceNames);

@@ -124,7 +124,7 @@ export async function startChaosCluster(
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "ClusterRole",
       metadata: { name: "chaos-operator" },
-      rules: [{ apiGroups: ["*"], resources: ["*", "*/*"], verbs: ["*"] }],
+      rules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }],
     },
   );
   await until("CRD served", async () => {

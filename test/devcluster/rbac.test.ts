@@ -5,6 +5,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ruleAllows } from "../../operator/devcluster/rbac.js";
 import { startHarness, type Harness } from "./helpers.js";
 
 let h: Harness;
@@ -98,6 +99,17 @@ describe("RBAC for a ServiceAccount", () => {
     expect((await as("GET", "/api/v1/namespaces/b/pods")).status).toBe(403);
     expect((await as("GET", "/api/v1/pods")).status).toBe(403); // all namespaces needs a cluster-wide grant
     expect((await as("DELETE", "/api/v1/namespaces/a/pods/p")).status).toBe(403);
+  });
+
+  it("matches resources as Kubernetes does: * is everything, subresources included; */status one subresource", () => {
+    const rule = (resources: string[]) => ({ apiGroups: ["*"], verbs: ["*"], resources });
+    const status = { verb: "update", group: "", resource: "pods", subresource: "status" };
+    expect(ruleAllows(rule(["*"]), status)).toBe(true);
+    expect(ruleAllows(rule(["pods"]), status)).toBe(false);
+    expect(ruleAllows(rule(["pods/status"]), status)).toBe(true);
+    expect(ruleAllows(rule(["*/status"]), status)).toBe(true);
+    expect(ruleAllows(rule(["*/status"]), { ...status, subresource: "log" })).toBe(false);
+    expect(ruleAllows(rule(["pods/*"]), status)).toBe(false); // no resource/* wildcard upstream
   });
 
   it("checks subresources apart from their resource", async () => {

@@ -176,6 +176,10 @@ export class OperatorConfigSource implements ConfigSource {
           const retryAfter = Number(res.headers["retry-after"]);
           this.retryAfterMs = Number.isFinite(retryAfter) ? Math.min(retryAfter, 300) * 1000 : 0;
           this.log("operator-refused", { status: res.statusCode, body });
+          // A replica that does not lead is no failure of the operator: the Service sent us to the wrong
+          // one. Come back after its Retry-After without growing the backoff, so the agent reaches the
+          // leader in about a second per wrong replica rather than climbing toward the 30 s cap.
+          if (res.statusCode === 503 && /"code"\s*:\s*"not-leader"/.test(body)) this.attempt = 0;
           this.retry(`operator answered ${res.statusCode ?? "?"}: ${body}`);
         });
       res.on("end", done);

@@ -88,8 +88,21 @@ describe("distribution server", () => {
   it("serves agents only while accepting (the leader): others get 503 not-leader and retry", async () => {
     let leading = false;
     const s = await server({ accepting: () => leading });
-    const a = agent(s, "shop/lead");
-    await until(() => (a.source.lastError ?? "").includes("not-leader"), 5000, "refused");
+    const attempts: number[] = [];
+    const a = new ScriptedAgent({
+      url: s.url,
+      tokenFile: tokenFile("tok:shop/lead"),
+      pod: { namespace: "shop", name: "lead" },
+      backoff: { baseMs: 20, maxMs: 200 },
+      log: (event, fields) => {
+        if (event === "operator-reconnect") attempts.push(fields.attempt as number);
+      },
+    });
+    agents.push(a.start());
+    await until(() => attempts.length >= 3, 10_000, "refused three times");
+    expect(a.source.lastError).toContain("not-leader");
+    // Each refusal is a first attempt again: the backoff does not climb toward its cap.
+    expect(new Set(attempts)).toEqual(new Set([1]));
     expect(s.propagation("shop/lead").connected).toBe(false);
     leading = true; // this replica won the lease: the agent's next retry gets through
     s.setDesired("shop/lead", config("shop/lead", "v1"));

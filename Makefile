@@ -61,10 +61,18 @@ bench: install build ## benchmarks against the peers; writes bench/results/lates
 bench-quick: install build ## a smoke run of every suite (minutes, not a measurement to quote)
 	npx tsx bench/run.ts --quick
 
+bench-check: install build ## regression guard: a quick run's ratios vs the committed bench/results/latest.json; tolerances from bench/results/noise.json (not part of make test)
+	@command -v haproxy >/dev/null && command -v nginx >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy nginx)
+	npx tsx bench/check.ts
+
+bench-noise: install build ## re-measure the noise bench-check's tolerances come from (5 quick runs; writes bench/results/noise.json)
+	npx tsx bench/check.ts --noise 5 --only data-plane,overload
+
 image: ## build the container image (needs a Docker engine; not available on dev machines here)
 	docker build -t $(IMAGE) .
 
 clean: ## remove build output and local state
 	rm -rf dist .bulwark
 
-.PHONY: help install build lint typecheck crds crds-check test chaos audit run bench bench-quick image clean
+.PHONY: help install build lint typecheck crds crds-check test chaos audit run bench bench-quick bench-check bench-noise image clean

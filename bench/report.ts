@@ -1,5 +1,6 @@
 // The suites `make bench` runs, and how each one's JSON becomes rows of BENCHMARKS.md. A row puts Bulwark's
 // figure beside the peer measured in the same run, as a ratio, and states the issue's aim as met or not.
+import { rebalanceRows } from "./rebalance-report.js";
 
 export interface Row {
   readonly figure: string;
@@ -566,6 +567,14 @@ export const SUITES: readonly Suite[] = [
     timeoutMs: 10 * 60_000,
     command: (quick) => ["bench/overload.ts", ...quickFlag(quick)],
     rows: overloadRows,
+  },
+  {
+    name: "rebalance",
+    title: "quota rebalancing after a pod turns unhealthy (10 / 100 / 1,000 pods per policy)",
+    resultFile: "rebalance.json",
+    timeoutMs: 8 * 60_000,
+    command: (quick) => ["bench/rebalance.ts", ...quickFlag(quick)],
+    rows: rebalanceRows,
   },
 ];
 

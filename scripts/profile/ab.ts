@@ -15,7 +15,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { SIDECAR_CONFIG_API_VERSION, type SidecarConfig } from "../../operator/api/sidecar-config.js";
+import { benchConfig } from "../../bench/bench-config.js";
 
 const { values } = parseArgs({
   options: {
@@ -54,57 +54,6 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-function config(full: boolean): SidecarConfig {
-  // The full rule set of bench/data-plane.ts.
-  return {
-    apiVersion: SIDECAR_CONFIG_API_VERSION,
-    kind: "SidecarConfig",
-    version: full ? "full" : "passthrough",
-    pod: { namespace: "bench", name: "bench-0" },
-    upstreams: full
-      ? [
-          {
-            policy: "bench/full",
-            mode: "enforce",
-            name: "up",
-            protocol: "http",
-            host: "127.0.0.1",
-            port: UP,
-            timeoutMs: 2000,
-            retry: {
-              maxAttempts: 3,
-              perTryTimeoutMs: 500,
-              retryOn: ["connect-failure", "reset", "gateway-error"],
-              retriableStatusCodes: [503],
-              retryNonIdempotent: false,
-              backoff: { baseMs: 25, maxMs: 250, jitter: "full" },
-              budget: { percent: 20, minPerSecond: 10, windowMs: 10_000 },
-              honorRetryAfter: true,
-              maxReplayBodyBytes: 65536,
-            },
-            circuitBreaker: {
-              consecutiveFailures: 5,
-              failureRate: {
-                thresholdPercent: 50,
-                minimumCalls: 20,
-                window: { type: "time", sizeMs: 10_000 },
-              },
-              slowCall: { durationMs: 1000, rateThresholdPercent: 80 },
-              openDuration: { baseMs: 5000, maxMs: 60_000 },
-              halfOpen: { permittedCalls: 3 },
-            },
-            bulkhead: { maxConcurrent: 1000, maxQueue: 100, queueTimeoutMs: 100 },
-            rateLimit: { requestsPerSecond: 1_000_000, burst: 100_000 },
-            fallback: {
-              on: ["circuit-open", "bulkhead-full"],
-              action: { kind: "static", status: 200, headers: {}, body: "degraded" },
-            },
-          },
-        ]
-      : [],
-  };
-}
-
 interface Contestant {
   name: string;
   pid: number;
@@ -119,7 +68,7 @@ async function main() {
   await waitFor(upstream, "up");
   const dir = mkdtempSync(join(tmpdir(), "bulwark-ab-"));
   const file = join(dir, "config.json");
-  writeFileSync(file, JSON.stringify(config(values.config === "full")));
+  writeFileSync(file, JSON.stringify(benchConfig(UP, values.config === "full")));
   const contestants: Contestant[] = [];
   // A contestant that dies mid-run rejects the load; never leave the others running.
   process.once("exit", () => {

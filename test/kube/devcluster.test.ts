@@ -252,7 +252,8 @@ describe("LeaderElector on the dev cluster", () => {
       const killedAt = Date.now();
       await until(() => standby.leading, 10_000);
       const takeover = Date.now() - killedAt;
-      expect(takeover).toBeLessThanOrEqual(timings.leaseDurationMs + 2.2 * timings.retryPeriodMs + 500);
+      // + 1 s of slack: the standby's timers and this poll run late on a CI machine busy with other suites.
+      expect(takeover).toBeLessThanOrEqual(timings.leaseDurationMs + 2.2 * timings.retryPeriodMs + 1000);
       const lease = await client.get({
         group: "coordination.k8s.io",
         version: "v1",

@@ -38,7 +38,15 @@ interface PrimitiveRow {
   mode: string;
   who: string;
   nsPerOp: number;
+  /** Bytes allocated per op (heapUsed delta after a GC); null when the run had no --expose-gc. */
+  bytesPerOp?: number | null;
 }
+
+/** "129 · 48 B/op": the cost and, when measured, the allocation per op. */
+const nsAndBytes = (r: PrimitiveRow) =>
+  r.bytesPerOp === undefined || r.bytesPerOp === null
+    ? fmt(r.nsPerOp)
+    : `${fmt(r.nsPerOp)} · ${fmt(r.bytesPerOp)} B/op`;
 
 function primitiveRows(data: unknown): Row[] {
   const rows = (data as { rows: PrimitiveRow[] }).rows;
@@ -57,11 +65,11 @@ function primitiveRows(data: unknown): Row[] {
     const isComposition = ours.primitive === "composition" && ours.mode === "sync";
     out.push({
       figure: `${figure}, ns/op`,
-      value: fmt(ours.nsPerOp),
+      value: nsAndBytes(ours),
       ...(cheapest
-        ? { peer: `${cheapest.who} ${fmt(cheapest.nsPerOp)}`, ratio: ratio(ours.nsPerOp, cheapest.nsPerOp) }
+        ? { peer: `${cheapest.who} ${nsAndBytes(cheapest)}`, ratio: ratio(ours.nsPerOp, cheapest.nsPerOp) }
         : floor
-          ? { peer: `${floor.who} ${fmt(floor.nsPerOp)}`, ratio: ratio(ours.nsPerOp, floor.nsPerOp) }
+          ? { peer: `${floor.who} ${nsAndBytes(floor)}`, ratio: ratio(ours.nsPerOp, floor.nsPerOp) }
           : {}),
       ...(isComposition ? { aim: "< 1,000 ns per request decision", met: ours.nsPerOp < 1000 } : {}),
     });
@@ -390,6 +398,8 @@ interface DistributionSize {
   floorMs: { median: number };
   aimP99Ms: number;
   memory: { heapPlusExternalBytesPerAgent: number; aimBytesPerAgent: number };
+  /** Every agent dropped and reconnected at once, saying it has the current version. */
+  reconnectStorm?: { ms: number; errors: number; reconnected: number; pushesDuringStorm: number };
 }
 
 function distributionRows(data: unknown): Row[] {
@@ -409,6 +419,19 @@ function distributionRows(data: unknown): Row[] {
       aim: `≤ ${fmt(r.memory.aimBytesPerAgent / 1024)} KiB`,
       met: r.memory.heapPlusExternalBytesPerAgent <= r.memory.aimBytesPerAgent,
     },
+    ...(r.reconnectStorm
+      ? [
+          {
+            figure: `reconnect storm: ${fmt(r.agents)} agents reconnect at once`,
+            value: `all back in ${fmt(r.reconnectStorm.ms)} ms; ${fmt(r.reconnectStorm.reconnected)} reconnected, ${fmt(r.reconnectStorm.errors)} errors, ${fmt(r.reconnectStorm.pushesDuringStorm)} re-pushes`,
+            aim: "absorbed without errors (issue 6)",
+            met:
+              r.reconnectStorm.errors === 0 &&
+              r.reconnectStorm.reconnected === r.agents &&
+              r.reconnectStorm.pushesDuringStorm === 0,
+          },
+        ]
+      : []),
   ]);
 }
 

@@ -252,6 +252,13 @@ function dataPlaneRows(data: unknown): Row[] {
           ratio: ratio(s.cpuUsPerReq, p.cpuUsPerReq),
         });
     }
+    const haproxy = d.summary["haproxy"];
+    out.push({
+      figure: `${sut}: max throughput (closed loop, one core)`,
+      value: `${fmt(s.rps)} req/s${spreadOf(s.spread?.rps, " req/s")}`,
+      // Higher is better here: the ratio is the agent's share of HAProxy's throughput.
+      ...(haproxy ? { peer: `haproxy ${fmt(haproxy.rps)} req/s`, ratio: ratio(s.rps, haproxy.rps) } : {}),
+    });
     out.push({
       figure: `${sut}: closed-loop p99 latency`,
       value: `${fmt(s.p99ms, 2)} ms`,

@@ -465,6 +465,11 @@ function operatorRows(data: unknown): Row[] {
       aim: "< 400 MB",
       met: d.operatorHeapMB < 400,
     },
+    {
+      // An upper bound: the heap holds the policies too, all charged to the pods here.
+      figure: "operator heap per pod (policies included)",
+      value: `${fmt((d.operatorHeapMB * 1024) / d.pods, 1)} KiB`,
+    },
   ];
 }
 

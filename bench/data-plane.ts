@@ -18,12 +18,12 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { benchConfig } from "./bench-config.js";
 import { runOpenLoop, type OpenLoopResult } from "./open-loop.js";
+import { freePort } from "./free-port.js";
 
 const { values } = parseArgs({
   options: {
@@ -172,15 +172,6 @@ async function load(port: number, host: string, pid: number) {
     p50ms: q(0.5),
     p99ms: q(0.99),
   };
-}
-
-/** A port free now (bound to 0, then closed): fixed ports collide with another run of a suite. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 const P = {

@@ -27,7 +27,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import net, { type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -39,6 +38,7 @@ import {
   type SidecarConfig,
 } from "../operator/api/sidecar-config.js";
 import { runOpenLoop, type OpenLoopResult } from "./open-loop.js";
+import { freePort } from "./free-port.js";
 
 const { values } = parseArgs({
   options: { quick: { type: "boolean", default: false }, rounds: { type: "string", default: "2" } },
@@ -46,14 +46,6 @@ const { values } = parseArgs({
 const QUICK = values.quick;
 const ROUNDS = QUICK ? 1 : Number(values.rounds);
 const ROOT = new URL("../", import.meta.url).pathname;
-/** A port free now (bound to 0, then closed): fixed ports collide with another run of a suite. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 const PORTS = {
   admin: await freePort(),
   outbound: await freePort(),

@@ -36,6 +36,7 @@ import {
   type ChaosCluster,
   type OperatorChild,
   type ServedConfig,
+  webPolicySpec,
 } from "./harness.js";
 import { TcpBalancer } from "./tcp-balancer.js";
 
@@ -51,25 +52,7 @@ let tokenFile: string;
 let edit = 0;
 const figures: Record<string, unknown> = {};
 
-const spec = (timeoutMs: number) => ({
-  selector: { matchLabels: { app: "web" } },
-  upstreams: [
-    {
-      name: "payments",
-      host: "127.0.0.1",
-      port: (upstream.address() as AddressInfo).port,
-      timeout: `${timeoutMs}ms`,
-      retry: {
-        maxAttempts: 2,
-        retryOn: ["retriable-status-codes"],
-        retriableStatusCodes: [503],
-        backoff: { base: "10ms", max: "20ms", jitter: "none" },
-        budget: { percent: 100, minPerSecond: 100, window: "10s" },
-      },
-      fallback: { on: ["upstream-error"], static: { status: 200, body: '{"degraded":true}' } },
-    },
-  ],
-});
+const spec = (timeoutMs: number) => webPolicySpec((upstream.address() as AddressInfo).port, timeoutMs);
 
 async function startOp(): Promise<void> {
   op = await startOperatorCli(kubeconfig, "op-agents", opPort, ["--leader-elect=false"]);

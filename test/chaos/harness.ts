@@ -441,3 +441,30 @@ export interface ServedConfig {
   appliedAt: string;
   config: { upstreams: Array<{ name: string; timeoutMs?: number }> };
 }
+
+/**
+ * The scenarios' policy for pods labelled app=web: one upstream on `port` with a retry on 503 and a static
+ * fallback, so an agent enforcing it is told apart from one that is not (x-bulwark-attempts, the fallback
+ * body). `timeoutMs` is what the scenarios edit to make a new version.
+ */
+export function webPolicySpec(port: number, timeoutMs: number) {
+  return {
+    selector: { matchLabels: { app: "web" } },
+    upstreams: [
+      {
+        name: "payments",
+        host: "127.0.0.1",
+        port,
+        timeout: `${timeoutMs}ms`,
+        retry: {
+          maxAttempts: 2,
+          retryOn: ["retriable-status-codes"],
+          retriableStatusCodes: [503],
+          backoff: { base: "10ms", max: "20ms", jitter: "none" },
+          budget: { percent: 100, minPerSecond: 100, window: "10s" },
+        },
+        fallback: { on: ["upstream-error"], static: { status: 200, body: '{"degraded":true}' } },
+      },
+    ],
+  };
+}

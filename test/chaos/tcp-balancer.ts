@@ -39,7 +39,9 @@ export class TcpBalancer {
       this.pairs.add(pair);
       client.pipe(backend);
       backend.on("data", (chunk: Buffer) => {
-        if (this.cutArmed && chunk.length > 1) {
+        // Only a push is cut: cutting a keepalive ping instead would let the agent reconnect and get the
+        // edit whole, before the test looks for the half-applied one.
+        if (this.cutArmed && chunk.length > 1 && chunk.includes('"type":"config"')) {
           this.cutArmed = false;
           this.cuts++;
           client.write(chunk.subarray(0, chunk.length >> 1), () => {
@@ -68,7 +70,7 @@ export class TcpBalancer {
     client.on("close", done);
   }
 
-  /** The next chunk an operator sends is cut in half and the connection dropped. */
+  /** The next chunk carrying a config push is cut in half and the connection dropped. */
   cutNextMessage(): void {
     this.cutArmed = true;
   }

@@ -67,11 +67,12 @@ beforeAll(async () => {
     "fail",
     http.createServer((_req, res) => res.writeHead(503).end("down")),
   );
-  // Flaps: healthy for 500 ms, resetting for 500 ms.
+  // Flaps: healthy for 1 s, resetting for 500 ms (a breaker open up to 2 s must still find healthy windows
+  // to probe in within the scenario's few seconds).
   await listen(
     "flap",
     http.createServer((req, res) => {
-      if (Math.floor(Date.now() / 500) % 2 === 0) res.writeHead(200).end("ok");
+      if (Date.now() % 1500 < 1000) res.writeHead(200).end("ok");
       else req.socket.resetAndDestroy();
     }),
   );

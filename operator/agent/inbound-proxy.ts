@@ -1,8 +1,12 @@
 // The inbound listener (15006): a reverse proxy in front of the app (127.0.0.1:appPort). Admission, in order:
 //
-//   deadline (already expired → 504) → rate limit (429) → priority-tiered shedding: the operator's shedding
-//   level, then each tier's share of the adaptive concurrency limit (503) → bulkhead with queue (503) →
-//   fault injection → the app.
+//   deadline (already expired → 504) → the operator's shedding level (503) → rate limit, tier-aware (429) →
+//   each tier's share of the adaptive concurrency limit (503) → bulkhead with queue (503) → fault injection →
+//   the app.
+//
+// The level comes before the rate limit so that a tier the operator sheds spends no rate tokens, and the
+// rate limit keeps a reserve per tier (RateLimiter.take) so a flood of low-priority requests is what gets
+// the 429s, not the critical ones that arrive after it.
 //
 // The tier comes from the configured priority header (unknown or missing → the default tier). Every
 // rejection carries `Retry-After` and `x-bulwark-shed: <reason>`. Each completed request feeds its latency
@@ -122,9 +126,13 @@ async function handle(
   }
 
   if (ib) {
+    if (shedder?.shedsTier(tier)) {
+      if (shadow) shadowCount("shed-shedding-level");
+      else return shed(503, "shedding-level", undefined);
+    }
     const now = deps.clock.now();
     if (ib.rateLimiter) {
-      const wait = ib.rateLimiter.take(now);
+      const wait = ib.rateLimiter.take(now, shedder ? shedder.fractions[tier]! : 1);
       if (wait > 0) {
         if (shadow) shadowCount("rate-limited");
         else {
@@ -143,10 +151,10 @@ async function handle(
     if (shedder) {
       const limit = ib.limit ? ib.limit.limit : Infinity;
       const d = shedder.decide(tier, load.inflight, limit);
-      if (!d.admit) {
-        const reason = d.reason === "level" ? "shedding-level" : "concurrency-limit";
-        if (shadow) shadowCount(`shed-${reason}`);
-        else return shed(503, reason, undefined);
+      // The level was judged above (and counted there in shadow mode); here only the tier's share.
+      if (!d.admit && d.reason === "limit") {
+        if (shadow) shadowCount("shed-concurrency-limit");
+        else return shed(503, "concurrency-limit", undefined);
       }
     }
   }

@@ -132,10 +132,18 @@ export class RateLimiter {
         ? undefined
         : new TokenBucket({ requestsPerSecond: rps, burst: Math.max(1, burst) }, now);
   }
-  /** 0 when allowed, else ms until a token (Infinity for never). */
-  take(now: number): number {
+  /**
+   * 0 when allowed, else ms until a token (Infinity for never). `share` is the caller's priority tier's share
+   * (LoadShedder.fractions, 1 for the top tier): it may only spend the bucket down to (1 − share) of its
+   * burst, the same shape as the tiers' shares of the concurrency limit. Under a flood of the lowest tier the
+   * bucket then hovers at that tier's floor and every higher-tier request still finds a token, up to the
+   * whole rate: the rate limit sheds the least critical traffic first instead of whatever came first.
+   */
+  take(now: number, share = 1): number {
     if (!this.bucket) return Infinity;
-    const r = this.bucket.tryTake(now);
+    // Scaled on burst − 1 so that every tier can still take the last token of a bucket of burst 1.
+    const reserve = share >= 1 ? 0 : (this.bucket.capacity - 1) * (1 - share);
+    const r = this.bucket.tryTake(now, 1, reserve);
     return r.ok ? 0 : r.retryAfterMs;
   }
   reconfigure(rps: number, burst: number, now: number): void {

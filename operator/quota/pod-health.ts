@@ -14,13 +14,20 @@ export interface HealthState {
 }
 
 export interface HysteresisOptions {
-  /** Bad observations in a row that mark a pod unhealthy. Default 3 (a probe's failureThreshold). */
+  /** Bad observations in a row that mark a pod unhealthy. Default 2 (see DEFAULT_HYSTERESIS). */
   readonly unhealthyAfter: number;
   /** Observations in a row that move a pod to a better state. Default 2 (a probe's successThreshold). */
   readonly healthyAfter: number;
 }
 
-export const DEFAULT_HYSTERESIS: HysteresisOptions = { unhealthyAfter: 3, healthyAfter: 2 };
+/**
+ * Two bad reports, not a probe's three: issue 7 asks for a rebalance within two report intervals plus one
+ * push, and the second bad report is the latest that can arrive inside two intervals of the pod turning bad
+ * (the first lands anywhere in the first interval). Two still means one noisy report changes nothing, and
+ * each report is already filtered: the agent's own health checks need `unhealthyThreshold` failures in a
+ * row before the report says "unhealthy".
+ */
+export const DEFAULT_HYSTERESIS: HysteresisOptions = { unhealthyAfter: 2, healthyAfter: 2 };
 
 /** New pods start healthy: a new pod gets its share at once (the issue's "a new pod gets its share"). */
 export const INITIAL_HEALTH: HealthState = { health: "healthy", streak: 0, toward: "healthy" };

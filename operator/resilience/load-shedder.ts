@@ -81,6 +81,11 @@ export class LoadShedder {
     this.level = Math.max(0, Math.min(this.tiers.length - 1, Math.floor(level)));
   }
 
+  /** True when the operator's shedding level sheds tier `tier` outright, whatever the load. */
+  shedsTier(tier: number): boolean {
+    return tier >= this.tiers.length - this.level;
+  }
+
   /** Admit or shed a request of tier `tier` given the current in-flight count and concurrency limit. */
   decide(tier: number, inflight: number, limit: number): ShedDecision {
     const n = this.tiers.length;

@@ -35,15 +35,25 @@ export class TokenBucket {
     this.last = now;
   }
 
-  /** Takes `n` tokens (default 1) at `now` if available. O(1), no allocation when allowed. */
-  tryTake(now: number, n = 1): TakeResult {
+  /**
+   * Takes `n` tokens (default 1) at `now` if available. O(1), no allocation when allowed. With a `reserve`,
+   * the take succeeds only if at least `reserve` tokens are left after it: tokens kept back for callers that
+   * pass a smaller reserve (higher priority tiers), so a flood of low-priority takes cannot drain them.
+   */
+  tryTake(now: number, n = 1, reserve = 0): TakeResult {
     this.refill(now);
-    if (this.tokens >= n) {
+    const needed = n + reserve;
+    if (this.tokens >= needed) {
       this.tokens -= n;
       return ALLOWED;
     }
-    if (n > this.burst || this.rate === 0) return { ok: false, retryAfterMs: Infinity };
-    return { ok: false, retryAfterMs: Math.ceil((n - this.tokens) / this.rate) };
+    if (needed > this.burst || this.rate === 0) return { ok: false, retryAfterMs: Infinity };
+    return { ok: false, retryAfterMs: Math.ceil((needed - this.tokens) / this.rate) };
+  }
+
+  /** The bucket's capacity in tokens. */
+  get capacity(): number {
+    return this.burst;
   }
 
   /** Tokens available at `now`. */

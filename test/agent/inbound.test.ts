@@ -111,17 +111,53 @@ describe("inbound proxy", () => {
       ),
     );
     const port = agent.agent.ports.inbound;
-    expect((await send(port, { headers: { "x-bulwark-deadline-ms": "5000" } })).status).toBe(200);
+    expect(
+      (await send(port, { headers: { "x-bulwark-deadline-ms": "5000", ...tier("critical") } })).status,
+    ).toBe(200);
     expect(Number(seen[0])).toBeGreaterThan(4000);
     expect(Number(seen[0])).toBeLessThanOrEqual(5000);
-    const expired = await send(port, { headers: { "x-bulwark-deadline-ms": "0" } });
+    const expired = await send(port, { headers: { "x-bulwark-deadline-ms": "0", ...tier("critical") } });
     expect(expired.status).toBe(504);
     expect(expired.headers["x-bulwark-shed"]).toBe("deadline");
-    expect((await send(port)).status).toBe(200);
-    const limited = await send(port);
+    // Critical: the top tier may spend the whole burst (lower tiers leave a reserve, see the next test).
+    expect((await send(port, { headers: tier("critical") })).status).toBe(200);
+    const limited = await send(port, { headers: tier("critical") });
     expect(limited.status).toBe(429);
     expect(limited.headers["x-bulwark-shed"]).toBe("rate-limited");
     expect(app.hits).toBe(2);
+  });
+
+  it("rate limit by tier: a sheddable flood gets the 429s, critical requests after it still pass", async () => {
+    app = await startUpstream((_req, res) => res.end("ok"));
+    agent = await startAgent(
+      makeConfig([], inbound(app.port, { rateLimit: { requestsPerSecond: 0.1, burst: 11 } })),
+    );
+    const port = agent.agent.ports.inbound;
+    const statuses = async (t: string, n: number) => {
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) out.push((await send(port, { headers: tier(t) })).status);
+      return out;
+    };
+    // Burst 11: sheddable (share 0.5) may spend it down to 5 tokens, default (0.75) to 2.5, critical to 0.
+    const sheddable = await statuses("sheddable", 20);
+    expect(sheddable.filter((s) => s === 200)).toHaveLength(6);
+    expect(sheddable.slice(6).every((s) => s === 429)).toBe(true);
+    expect(await statuses("default", 3)).toEqual([200, 200, 429]);
+    expect(await statuses("critical", 4)).toEqual([200, 200, 200, 429]);
+    // The operator's level sheds sheddable before the rate limit: those requests spend no token.
+    agent.source.push(
+      makeConfig(
+        [],
+        inbound(app.port, {
+          rateLimit: { requestsPerSecond: 0.1, burst: 11 },
+          loadShedding: { ...inbound(0).loadShedding!, level: 1 },
+        }),
+        "v2",
+      ),
+    );
+    await until(async () => (await send(port, { headers: tier("sheddable") })).status === 503);
+    const shed = await send(port, { headers: tier("sheddable") });
+    expect(shed.headers["x-bulwark-shed"]).toBe("shedding-level");
   });
 
   it("injects inbound faults and checks the app's health", async () => {

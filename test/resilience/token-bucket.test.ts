@@ -25,6 +25,26 @@ describe("token bucket", () => {
     expect(ok).toBeLessThanOrEqual(1_050);
   });
 
+  it("a reserve keeps tokens back: a low-priority flood leaves a higher tier its whole rate", () => {
+    // 100 rps, burst 100. Sheddable floods at 1,000/s and must leave 49.5 tokens; critical asks 50/s.
+    const b = new TokenBucket({ requestsPerSecond: 100, burst: 100 }, 0);
+    let sheddable = 0;
+    let critical = 0;
+    for (let t = 0; t < 10_000; t++) {
+      if (b.tryTake(t, 1, 49.5).ok) sheddable++;
+      if (t % 20 === 0 && b.tryTake(t).ok) critical++;
+    }
+    expect(critical).toBe(500);
+    // The rest of the rate (and the burst above the reserve) went to the flood.
+    expect(sheddable).toBeGreaterThanOrEqual(500 + 50 - 1);
+    expect(sheddable).toBeLessThanOrEqual(500 + 51);
+    // A denied take with a reserve is told when tokens above the reserve will be there.
+    const c = new TokenBucket({ requestsPerSecond: 10, burst: 10 }, 0);
+    for (let i = 0; i < 5; i++) c.tryTake(0, 1, 5);
+    expect(c.tryTake(0, 1, 5)).toEqual({ ok: false, retryAfterMs: 100 });
+    expect(c.tryTake(0, 1, 10)).toEqual({ ok: false, retryAfterMs: Infinity });
+  });
+
   it("takes n at once; n above the burst can never pass", () => {
     const b = new TokenBucket({ requestsPerSecond: 1, burst: 3 }, 0);
     expect(b.tryTake(0, 3).ok).toBe(true);

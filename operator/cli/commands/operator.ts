@@ -11,8 +11,9 @@ const help = `Usage: bulwark operator [--kubeconfig FILE] [flags]
 The control plane: watches ResiliencePolicies and pods in every namespace, compiles one sidecar config
 per selected pod, pushes it to the pod's agent over the distribution port, and reports on each policy's
 status (Accepted, Conflicted, Propagated, Ready; selected/acked/pending/rejected pods). Several replicas run
-side by side: one holds the Lease and writes status, all serve agents. Uses the in-cluster config (the
-pod's ServiceAccount) when no kubeconfig is given.
+side by side: the one holding the Lease writes status and serves agents; the others answer agents
+"not-leader" until they take over. Uses the in-cluster config (the pod's ServiceAccount) when no kubeconfig
+is given.
 
 Flags:
   --kubeconfig FILE           kubeconfig to use (default: in-cluster config)

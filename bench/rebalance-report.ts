@@ -14,7 +14,7 @@ interface RebalanceSize {
   detectMs: Spread;
   rebalancedMs: Spread;
   raisePushMs: Spread;
-  thirdBadReportMs: Spread;
+  markingBadReportMs: Spread;
   pushMs: Spread;
   aimMs: number;
   aimMet: boolean;
@@ -38,7 +38,7 @@ const ms = (s: Spread) => `${fmt(s.median)} / ${fmt(s.max)} ms`;
 export function rebalanceRows(data: unknown): Row[] {
   const d = data as Rebalance;
   const r = d.setup.reportIntervalMs;
-  const third = d.setup.hysteresis.unhealthyAfter;
+  const marking = d.setup.hysteresis.unhealthyAfter;
   const failed: Row[] = (d.failed ?? []).map((f) => ({
     figure: `pod unhealthy → quotas rebalanced, ${fmt(f.pods)} pods`,
     value: `did not complete: ${f.error}`,
@@ -57,8 +57,8 @@ export function rebalanceRows(data: unknown): Row[] {
         met: s.aimMet,
       },
       {
-        figure: `… of which: until bad report #${third} is sent (hysteresis) / until its agent has quota 0, ${at}, medians`,
-        value: `${fmt(s.thirdBadReportMs.median)} / ${fmt(s.detectMs.median)} ms`,
+        figure: `… of which: until bad report #${marking} is sent (hysteresis) / until its agent has quota 0, ${at}, medians`,
+        value: `${fmt(s.markingBadReportMs.median)} / ${fmt(s.detectMs.median)} ms`,
       },
       {
         figure: `… of which: quota 0 → the others raised (the second push, after the ACK), ${at}, median / max`,

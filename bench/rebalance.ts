@@ -14,8 +14,8 @@
  *
  * One scenario per repeat: every agent enforces an even share (budget 10 × N, so 10 each); at t0 pod 0's
  * reports turn `appHealth: "unhealthy"` and its Pod's Ready condition is patched to False. Measured from t0:
- * the first and third bad report sent (the allocator's hysteresis marks a pod unhealthy on the third,
- * operator/quota/pod-health.ts), t_detect (pod 0's agent receives quota 0) and t_rebalanced (pod 0 at 0 and the
+ * the first bad report sent and the one that marks the pod unhealthy (the allocator's hysteresis:
+ * `DEFAULT_HYSTERESIS.unhealthyAfter` in a row, operator/quota/pod-health.ts), t_detect (pod 0's agent receives quota 0) and t_rebalanced (pod 0 at 0 and the
  * others' shares summing to the budget). The allocator lowers first and raises only once the lowered agent
  * has ACKed (operator/quota/transition.ts), so rebalancing takes two pushes; the second one is timed from
  * t_detect. At every config receipt Σ enforced ≤ budget is checked (a violation is counted, must be 0). The pod
@@ -248,12 +248,12 @@ class SimAgent {
 interface Repeat {
   /** From t0 (pod 0 turned unhealthy), ms. */
   firstBadReportMs: number;
-  thirdBadReportMs: number;
+  markingBadReportMs: number;
   detectMs: number;
   rebalancedMs: number;
   /** t_rebalanced − t_detect: the raise, a second push after pod 0's ACK. */
   raisePushMs: number;
-  /** t_detect − third bad report: the lowering push. */
+  /** t_detect − the marking bad report: the lowering push. */
   detectPushMs: number;
   /** Configs the other agents received between t0 and t_rebalanced. */
   otherReceipts: number;
@@ -279,8 +279,8 @@ interface SizeResult {
   /** The part after detection (the raise push). */
   raisePushMs: { median: number; max: number; all: number[] };
   detectPushMs: { median: number; max: number; all: number[] };
-  /** The hysteresis part: t0 → third bad report sent. */
-  thirdBadReportMs: { median: number; max: number; all: number[] };
+  /** The hysteresis part: t0 → the bad report that marks the pod unhealthy. */
+  markingBadReportMs: { median: number; max: number; all: number[] };
   /** One push at this N: a policy edit → every agent received the new config. */
   pushMs: { median: number; max: number; all: number[] };
   aimMs: number;
@@ -463,14 +463,14 @@ async function measure(env: Env, n: number): Promise<SizeResult> {
       const reconciles1 = await reconcileTotals(env.op);
       const reconciled = reconciles1.count - reconciles0.count;
       const bad = pod0.badReports;
-      const third = bad[DEFAULT_HYSTERESIS.unhealthyAfter - 1] ?? NaN;
+      const marking = bad[DEFAULT_HYSTERESIS.unhealthyAfter - 1] ?? NaN;
       const rep: Repeat = {
         firstBadReportMs: round((bad[0] ?? NaN) - t0),
-        thirdBadReportMs: round(third - t0),
+        markingBadReportMs: round(marking - t0),
         detectMs: round(detectAt - t0),
         rebalancedMs: round(rebalancedAt - t0),
         raisePushMs: round(rebalancedAt - detectAt),
-        detectPushMs: round(detectAt - third),
+        detectPushMs: round(detectAt - marking),
         otherReceipts,
         violations: fleet.violations - violations0,
         recoverMs: 0,
@@ -489,7 +489,7 @@ async function measure(env: Env, n: number): Promise<SizeResult> {
       rep.recoverMs = round(performance.now() - r0);
       repeats.push(rep);
       console.log(
-        `  ${n} pods, repeat ${r + 1}: first bad report +${rep.firstBadReportMs} ms, third +${rep.thirdBadReportMs} ms, ` +
+        `  ${n} pods, repeat ${r + 1}: first bad report +${rep.firstBadReportMs} ms, marking +${rep.markingBadReportMs} ms, ` +
           `detected +${rep.detectMs} ms, rebalanced +${rep.rebalancedMs} ms (raise push ${rep.raisePushMs} ms), ` +
           `${rep.otherReceipts} configs to the others, ${rep.violations} violations; recovered in ${rep.recoverMs} ms; ` +
           `event-loop delay p99 ${rep.eventLoopDelayMs.p99} ms; ${rep.reconcilesPerSecond} reconciles/s of ${rep.reconcileMeanMs} ms`,
@@ -530,7 +530,7 @@ async function measure(env: Env, n: number): Promise<SizeResult> {
       rebalancedMs,
       raisePushMs: stats(repeats.map((r) => r.raisePushMs)),
       detectPushMs: stats(repeats.map((r) => r.detectPushMs)),
-      thirdBadReportMs: stats(repeats.map((r) => r.thirdBadReportMs)),
+      markingBadReportMs: stats(repeats.map((r) => r.markingBadReportMs)),
       pushMs,
       aimMs,
       aimMet: rebalancedMs.median <= aimMs,

@@ -96,6 +96,16 @@ interface Tracked {
   reported: boolean;
 }
 
+interface StatusWrite {
+  /** The resourceVersion the write produced, and the status in it. */
+  readonly resourceVersion: string;
+  readonly status: ResiliencePolicyStatus;
+  /** The object the API returned for the write. */
+  readonly object: PolicyObject;
+  /** The resourceVersion the write replaced. */
+  readonly replaced: string | undefined;
+}
+
 export class PolicyReconciler {
   private readonly opts: PolicyReconcilerOptions;
   private readonly clock: Clock;
@@ -103,8 +113,8 @@ export class PolicyReconciler {
   private readonly conflictRetries: number;
   /** Per policy: the config version last seen and when its propagation started. */
   private readonly tracked = new Map<string, Tracked>();
-  /** Per policy: the status last written and the resourceVersion the write produced. */
-  private readonly written = new Map<string, { resourceVersion: string; status: ResiliencePolicyStatus }>();
+  /** Per policy: our last status write, the object it produced and the resourceVersion it replaced. */
+  private readonly written = new Map<string, StatusWrite>();
 
   constructor(opts: PolicyReconcilerOptions) {
     this.opts = opts;
@@ -176,7 +186,14 @@ export class PolicyReconciler {
   // ---- status ----
 
   private async writeStatus(key: string, first: PolicyObject): Promise<ReconcileResult> {
-    let obj = first;
+    // The cache lags our own writes: a reconcile right after a status write (the next ACK's) still finds
+    // the resourceVersion that write replaced, and a PUT from it would only earn a 409 and a re-read. When
+    // the cache holds exactly what we replaced, what we wrote is the newer object: start from that.
+    const ours = this.written.get(key);
+    let obj =
+      ours !== undefined && ours.replaced !== undefined && ours.replaced === first.metadata?.resourceVersion
+        ? ours.object
+        : first;
     for (let attempt = 0; ; attempt++) {
       const { status, propagation } = this.computeStatus(key, obj);
       const previous = obj.status as ResiliencePolicyStatus | undefined;
@@ -204,7 +221,12 @@ export class PolicyReconciler {
           obj = freshObj;
           continue;
         }
-        this.written.set(key, { resourceVersion: put.value.metadata?.resourceVersion ?? "", status });
+        this.written.set(key, {
+          resourceVersion: put.value.metadata?.resourceVersion ?? "",
+          status,
+          object: put.value,
+          replaced: obj.metadata?.resourceVersion,
+        });
         this.emitEvents(obj, previous?.conditions, status);
       }
       this.record(key, status, propagation);

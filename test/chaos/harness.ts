@@ -332,9 +332,73 @@ export async function startOperatorCli(
     "bulwark-system",
     ...extra,
   ]);
-  const started = await cli.line("operator started", (l) => l.msg === "operator started");
-  const serving = await cli.line("distribution serving", (l) => l.msg === "distribution serving");
-  return { cli, id, distributionUrl: String(serving.url), metricsUrl: String(started.metrics) };
+  try {
+    const started = await cli.line("operator started", (l) => l.msg === "operator started");
+    const serving = await cli.line("distribution serving", (l) => l.msg === "distribution serving");
+    return { cli, id, distributionUrl: String(serving.url), metricsUrl: String(started.metrics) };
+  } catch (err) {
+    await cli.kill("SIGKILL");
+    throw err;
+  }
+}
+
+/**
+ * `bulwark operator` as a Deployment runs it: restarted with the same flags and ports whenever it exits on
+ * its own (a kubelet's restartPolicy: Always, with a short back-off). A leader that cannot renew its Lease
+ * past the renew deadline exits by design (client-go's OnStoppedLeading), so a fault longer than that is
+ * survived through a restart; `restarts` counts them for the figures.
+ */
+export class SupervisedOperator {
+  restarts = 0;
+  private stopped = false;
+
+  private constructor(
+    public current: OperatorChild,
+    private readonly start: () => Promise<OperatorChild>,
+  ) {
+    this.watch();
+  }
+
+  /** Fixed ports (the agents keep the distribution URL across restarts). */
+  static async start(kubeconfig: string, id: string, extra: string[] = []): Promise<SupervisedOperator> {
+    const port = await freePort();
+    const start = () => startOperatorCli(kubeconfig, id, port, extra);
+    return new SupervisedOperator(await start(), start);
+  }
+
+  get cli(): Cli {
+    return this.current.cli;
+  }
+
+  get distributionUrl(): string {
+    return this.current.distributionUrl;
+  }
+
+  /** Stops supervising and kills the current process (before Cli.killAll, or it would be restarted). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.current.cli.kill("SIGKILL");
+  }
+
+  private watch(): void {
+    void this.current.cli.exited.then(() => this.restart());
+  }
+
+  /** Back-off doubling from 1 s to 10 s between attempts, as a kubelet's CrashLoopBackOff (from 10 s). */
+  private async restart(): Promise<void> {
+    for (let delay = 1000; !this.stopped; delay = Math.min(2 * delay, 10_000)) {
+      await sleep(delay);
+      if (this.stopped) return;
+      this.restarts++;
+      try {
+        this.current = await this.start();
+        this.watch();
+        return;
+      } catch {
+        // It exited again while starting (the API still failing): back off and try again.
+      }
+    }
+  }
 }
 
 export interface AgentChild {

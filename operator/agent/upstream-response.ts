@@ -129,16 +129,20 @@ export class UpstreamResponse {
     }
   }
 
-  /** Drops the response: if the body is still arriving, the connection is closed; a sink sees `onError`. */
+  /**
+   * Drops the response: if the body is still arriving, the connection is closed. A sink that has not seen
+   * the end (even of a body that arrived whole but waits in a paused sink) sees `onError`.
+   */
   destroy(): void {
     this.dropBuffered();
-    if (this.state !== State.Open) return;
-    this.state = State.Destroyed;
-    const source = this.source!;
-    this.source = undefined;
-    source.abort();
     const sink = this.sink;
     this.sink = undefined;
+    if (this.state === State.Open) {
+      const source = this.source!;
+      this.source = undefined;
+      source.abort();
+    } else if (this.state !== State.Ended || sink === undefined) return;
+    this.state = State.Destroyed;
     sink?.onError(new Error("upstream response destroyed"));
   }
 

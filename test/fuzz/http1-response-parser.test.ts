@@ -2,9 +2,12 @@
 // well-formed responses (any framing, interim responses, header case, chunk sizes and extensions) cut into
 // arbitrary pieces must give exactly the body and one completion; arbitrary bytes, and well-formed responses
 // with one byte changed, must never throw, never complete twice, and never report more body than was sent.
+import net from "node:net";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { UpstreamClient } from "../../operator/agent/http1-client.js";
 import { ResponseParser, type ResponseHead } from "../../operator/agent/http1-response-parser.js";
+import { DeadlineQueue } from "../../operator/agent/timers.js";
 import { runs } from "./arbitraries.js";
 
 interface Seen {
@@ -163,5 +166,96 @@ describe("response parser under generated input", () => {
       ),
       { numRuns: runs(1000) },
     );
+  });
+});
+
+describe("upstream client over sockets under generated responses", () => {
+  it("always settles, never leaks a body as complete when cut, and serves a good response afterwards", async () => {
+    let script: Buffer[] = [];
+    const server = net.createServer((sock) => {
+      sock.setNoDelay(true);
+      sock.on("error", () => undefined);
+      let buf = "";
+      sock.on("data", (d: Buffer) => {
+        buf += d.toString("latin1");
+        while (buf.includes("\r\n\r\n")) {
+          const path = /^GET (\S+)/.exec(buf)![1];
+          buf = buf.slice(buf.indexOf("\r\n\r\n") + 4);
+          if (path === "/good") sock.write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood");
+          else {
+            const pieces = script;
+            let i = 0;
+            const next = () => {
+              if (i < pieces.length && !sock.destroyed) {
+                sock.write(pieces[i++]!);
+                setTimeout(next, 1);
+              } else if (path === "/close") sock.end();
+            };
+            next();
+          }
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as net.AddressInfo).port;
+    const timers = new DeadlineQueue();
+    const client = new UpstreamClient(timers);
+    const send = (path: string) =>
+      client.send({
+        host: "127.0.0.1",
+        port,
+        method: "GET",
+        path,
+        headers: ["Host", "x"],
+        body: null,
+        timeoutMs: 300,
+        idempotent: true,
+      });
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.tuple(response, fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 0, max: 255 })),
+          fc.boolean(),
+          fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 3 }),
+          fc.boolean(),
+          async ([r, where, byte], mutate, at, close) => {
+            const wire = Buffer.from(render(r));
+            if (mutate) wire[Math.floor(where * (wire.length - 1))] = byte;
+            script = cut(wire, at);
+            const out = await send(close || r.framing === "close" ? "/close" : "/x").promise;
+            if (out.kind === "response") {
+              const body = await new Promise<Buffer | Error>((resolve) => {
+                if (out.res.complete) return resolve(out.res.takeBody() ?? Buffer.alloc(0));
+                const parts: Buffer[] = [];
+                const t = setTimeout(() => {
+                  out.res.destroy();
+                }, 300);
+                out.res.stream({
+                  onData: (c) => (parts.push(c), true),
+                  onEnd: () => (clearTimeout(t), resolve(Buffer.concat(parts))),
+                  onError: (e) => (clearTimeout(t), resolve(e)),
+                });
+              });
+              // A body reported whole is the body that was sent (unless a mutation hit it undetectably).
+              if (!mutate && Buffer.isBuffer(body)) expect(body.equals(Buffer.from(r.body))).toBe(true);
+            } else expect(["reset", "per-try-timeout", "connect-failure"]).toContain(out.kind);
+            let good = await send("/good").promise;
+            // The known race: the server's close after a response raced the reuse of that socket.
+            if (good.kind === "connect-failure" && good.error.includes("reused"))
+              good = await send("/good").promise;
+            expect(good.kind).toBe("response");
+            if (good.kind === "response") {
+              const b = good.res.complete ? good.res.takeBody() : null;
+              expect(b?.toString()).toBe("good");
+            }
+          },
+        ),
+        { numRuns: runs(60, 0.02) },
+      );
+    } finally {
+      client.close();
+      timers.close();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -16,7 +16,8 @@
 // request it is reported as `connect-failure` (safe to resend), never for others.
 //
 // Pool: per host:port, LIFO reuse (the warmest socket; the coldest age out), idle sockets closed after 4 s
-// (below Node's 5 s server keepAliveTimeout, so the server rarely closes first) by one unref'd sweep timer
+// (below Node's 5 s server keepAliveTimeout, so the server rarely closes first; sooner when the server's
+// `Keep-Alive: timeout=N` says so, a second before it, as http.Agent does) by one unref'd sweep timer
 // (not on the deadline queue, which holds only request-scoped timers), at most `maxSockets` per host:port
 // (then requests wait in order), `maxFreeSockets` idle ones.
 // A socket is reused only after a complete, keep-alive response to a fully written request; a byte that
@@ -121,6 +122,7 @@ export class UpstreamClient {
   private readonly pools = new Map<string, Pool>();
   /** One Node timer for the idle sweep (not on the deadline queue: it outlives every request). */
   private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepAt = Infinity;
   private closed = false;
 
   constructor(timers: DeadlineQueue, options: UpstreamClientOptions = {}) {
@@ -159,6 +161,7 @@ export class UpstreamClient {
     this.closed = true;
     if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
     this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
     for (const p of this.pools.values()) p.close();
     this.pools.clear();
   }
@@ -168,13 +171,15 @@ export class UpstreamClient {
     return this.timers.now();
   }
 
-  /** @internal An idle socket appeared: make sure a sweep will close it when it is too old. */
-  armSweep(): void {
-    if (this.sweepTimer === undefined && !this.closed)
-      this.armSweepAt(this.timers.now() + this.idleTimeoutMs);
+  /** @internal An idle socket appeared, to be closed at `until`: make sure a sweep runs by then. */
+  armSweep(until: number): void {
+    if (this.closed || until >= this.sweepAt) return;
+    this.armSweepAt(until);
   }
 
   private armSweepAt(when: number): void {
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepAt = when;
     this.sweepTimer = setTimeout(this.sweep, Math.max(1, Math.ceil(when - this.timers.now())));
     this.sweepTimer.unref();
   }
@@ -186,11 +191,12 @@ export class UpstreamClient {
 
   private readonly sweep = (): void => {
     this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
     const now = this.timers.now();
     let next = Infinity;
     for (const p of this.pools.values()) {
-      const oldest = p.closeIdleBefore(now - this.idleTimeoutMs);
-      if (oldest !== undefined && oldest + this.idleTimeoutMs < next) next = oldest + this.idleTimeoutMs;
+      const until = p.closeExpired(now);
+      if (until < next) next = until;
       if (p.all.size === 0 && p.waiters.length === 0) this.forget(p);
     }
     if (next !== Infinity && !this.closed) this.armSweepAt(next);
@@ -241,10 +247,10 @@ class Pool {
   /** The most recently used idle connection still fit for a request. */
   private take(): Conn | undefined {
     const idle = this.idle;
-    const tooOld = this.client.now() - this.client.idleTimeoutMs;
+    const now = this.client.now();
     while (idle.length > 0) {
       const c = idle.pop()!;
-      if (c.idleSince > tooOld && !c.socket.destroyed) return c;
+      if (c.idleUntil > now && !c.socket.destroyed) return c;
       c.destroy();
     }
     return undefined;
@@ -262,10 +268,10 @@ class Pool {
       conn.destroy();
       return;
     }
-    conn.idleSince = this.client.now();
+    conn.idleUntil = this.client.now() + conn.idleLimitMs;
     conn.socket.unref();
     this.idle.push(conn);
-    this.client.armSweep();
+    this.client.armSweep(conn.idleUntil);
   }
 
   /** A connection closed. */
@@ -285,13 +291,21 @@ class Pool {
     if (i >= 0) this.waiters.splice(i, 1);
   }
 
-  /** Closes idle connections idle since before `before`; returns the oldest remaining one's idle start. */
-  closeIdleBefore(before: number): number | undefined {
+  /** Closes idle connections whose time is up; returns the earliest deadline of those left (Infinity for none). */
+  closeExpired(now: number): number {
+    let next = Infinity;
+    let kept = 0;
     const idle = this.idle;
-    let n = 0;
-    while (n < idle.length && idle[n]!.idleSince <= before) n++;
-    if (n > 0) for (const c of idle.splice(0, n)) c.destroy();
-    return idle[0]?.idleSince;
+    for (let i = 0; i < idle.length; i++) {
+      const c = idle[i]!;
+      if (c.idleUntil <= now) c.destroy();
+      else {
+        idle[kept++] = c;
+        if (c.idleUntil < next) next = c.idleUntil;
+      }
+    }
+    idle.length = kept;
+    return next;
   }
 
   close(): void {
@@ -309,7 +323,10 @@ class Conn implements ParserEvents, BodySource {
   connected = false;
   /** Exchanges completed on this socket. */
   served = 0;
-  idleSince = 0;
+  /** How long this socket may stay idle: the client's limit, or less if the server announced less. */
+  idleLimitMs: number;
+  /** When an idle socket is closed (clock ms). */
+  idleUntil = 0;
   private keepAlive = true;
   private responseDone = false;
   private requestDone = false;
@@ -317,6 +334,7 @@ class Conn implements ParserEvents, BodySource {
   private dead = false;
 
   constructor(readonly pool: Pool) {
+    this.idleLimitMs = pool.client.idleTimeoutMs;
     this.parser = new ResponseParser(this);
     const s = net.connect({
       host: pool.host,
@@ -373,6 +391,14 @@ class Conn implements ParserEvents, BodySource {
 
   onHead(head: ResponseHead): void {
     this.keepAlive = head.keepAlive;
+    const hint = head.keepAliveHintMs;
+    if (hint !== undefined) {
+      // As http.Agent: close a second before the server says it will, and not reuse at all if that leaves
+      // no time (the reuse would race the server's close).
+      const ms = hint - 1000;
+      if (ms <= 0) this.keepAlive = false;
+      else this.idleLimitMs = Math.min(this.pool.client.idleTimeoutMs, ms);
+    }
     this.attempt?.onHead(head, head.framing === "none" ? undefined : this);
   }
 

@@ -21,6 +21,8 @@ export interface ResponseHead {
   /** The connection can carry another request after this response (HTTP/1.1 without `Connection: close`, and a
    * body that does not end with the connection). */
   readonly keepAlive: boolean;
+  /** The server's idle timeout announced in `Keep-Alive: timeout=N`, in ms. */
+  readonly keepAliveHintMs: number | undefined;
 }
 
 export interface ParserEvents {
@@ -61,6 +63,7 @@ const enum S {
 const HEAD_RE =
   /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?\r\n((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*)$/;
 const DIGITS_RE = /^\d{1,15}$/;
+const KEEP_ALIVE_TIMEOUT_RE = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})/i;
 const CRLFCRLF = Buffer.from("\r\n\r\n");
 
 function isOws(c: number): boolean {
@@ -236,6 +239,7 @@ export class ResponseParser {
     let contentLength: number | undefined;
     let codings: string | undefined;
     let close = m[1] === "0";
+    let keepAliveHintMs: number | undefined;
     let from2 = 0;
     while (from2 < block.length) {
       const eol = block.indexOf("\r\n", from2);
@@ -272,6 +276,9 @@ export class ResponseParser {
           codings = codings === undefined ? value : `${codings},${value}`;
         } else if (lower === "connection") {
           for (const t of value.split(",")) if (trimOws(t).toLowerCase() === "close") close = true;
+        } else if (lower === "keep-alive") {
+          const t = KEEP_ALIVE_TIMEOUT_RE.exec(value);
+          if (t !== null) keepAliveHintMs = Number(t[1]) * 1000;
         }
       }
       rawHeaders.push(name, value);
@@ -298,6 +305,7 @@ export class ResponseParser {
       rawHeaders,
       framing,
       keepAlive: !close && framing !== "close",
+      keepAliveHintMs,
     };
     switch (framing) {
       case "none":

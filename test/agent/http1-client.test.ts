@@ -348,6 +348,25 @@ describe("upstream client: connections", () => {
     expect(c.sockets().size).toBe(0);
   });
 
+  it("honours the server's Keep-Alive timeout hint as http.Agent does: a second early, or no reuse", async () => {
+    const short = await serve((s) =>
+      s.write("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 1\r\n\r\na"),
+    );
+    const c = client();
+    for (let i = 0; i < 3; i++) await collect(await response(c.send(req(short.port)).promise));
+    await until(() => short.conns === 3 && short.closed === 3);
+
+    const two = await serve((s) =>
+      s.write("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2\r\nContent-Length: 1\r\n\r\nb"),
+    );
+    const t0 = Date.now();
+    await collect(await response(c.send(req(two.port)).promise));
+    await until(() => two.closed === 1, 3000);
+    // Closed about 1 s after going idle, well before the client's own 4 s.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(Date.now() - t0).toBeLessThan(2500);
+  });
+
   it("opens at most maxSockets per host:port; the rest wait their turn", async () => {
     const srv = await serve((s) =>
       setTimeout(() => s.write("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nk"), 20),

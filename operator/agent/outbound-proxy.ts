@@ -741,7 +741,11 @@ class OutboundExchange {
     this.current = pending;
     const out = await pending.promise;
     this.current = undefined;
-    if (out.kind !== "response" || this.clientGone) return false;
+    if (out.kind !== "response") return false;
+    if (this.clientGone) {
+      out.res.destroy();
+      return false;
+    }
     const h = filterHeaders(out.res.rawHeaders);
     h.push("x-bulwark-fallback", "upstream", ...extra);
     this.streaming = out;

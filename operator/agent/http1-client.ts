@@ -5,9 +5,10 @@
 // Why hand-written and not http.request + http.Agent (or undici): Node's client machinery (ClientRequest,
 // Agent bookkeeping, IncomingMessage and its stream, pipe) was about a quarter of the agent's CPU per
 // request. Measured with scripts/profile/ab.ts (all contestants at once on one core, CPU per request as a
-// ratio to a bare Node server, full rule set; docs/agent.md has the runs): 2.11× with http.Agent, 1.78× with
-// this client (medians of three runs; 14–21% less CPU per request within each run). An earlier measurement
-// found undici's Pool no cheaper than http.Agent here, so a dependency was no way out either.
+// ratio to a bare Node server, full rule set; docs/agent.md has the runs): 2.25× with http.Agent, 1.84× with
+// this client (medians of four runs; 9–21% less CPU per request within each run). On its own
+// (scripts/profile/client-ab.ts) the client costs 0.41–0.48× what http.request + http.Agent cost. An earlier
+// measurement found undici's Pool no cheaper than http.Agent here, so a dependency was no way out either.
 //
 // Outcome classes follow Envoy's retry_on: `connect-failure` (the request never left: refused, DNS,
 // unreachable, or a request that cannot be written at all), `reset` (the connection dropped, or the

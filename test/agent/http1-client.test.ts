@@ -377,6 +377,32 @@ describe("upstream client: connections", () => {
     expect(srv.conns).toBe(2);
   });
 
+  it("a waiting request gets the socket freed by a close, and can be cancelled or time out while waiting", async () => {
+    const srv = await serve((s, r) => {
+      if (r.startsWith("GET /hang")) return;
+      s.write("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nc");
+    });
+    const c = client({ maxSockets: 1 });
+    const outs = await Promise.all([1, 2, 3].map(() => response(c.send(req(srv.port)).promise)));
+    expect(await Promise.all(outs.map(collect))).toEqual(["c", "c", "c"]);
+    expect(srv.conns).toBe(3);
+    // A closed socket counts against maxSockets until its close event (as with http.Agent).
+    await until(() => c.sockets().size === 0);
+
+    const hang = c.send(req(srv.port, { path: "/hang" }));
+    const cancelled = c.send(req(srv.port));
+    const timed = c.send(req(srv.port, { timeoutMs: 30 }));
+    expect(c.sockets().get(`127.0.0.1:${srv.port}`)?.waiting).toBe(2);
+    cancelled.cancel();
+    expect(await cancelled.promise).toEqual({ kind: "cancelled" });
+    expect((await timed.promise).kind).toBe("per-try-timeout");
+    expect(c.sockets().get(`127.0.0.1:${srv.port}`)?.waiting).toBe(0);
+    hang.cancel();
+    expect(await hang.promise).toEqual({ kind: "cancelled" });
+    // The pool is usable again.
+    expect(await collect(await response(c.send(req(srv.port)).promise))).toBe("c");
+  });
+
   it("a reset on a reused connection before any response byte: connect-failure if idempotent, else reset", async () => {
     const srv = await serve((s, r) => {
       if (r.startsWith("GET /first")) s.write("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nk");

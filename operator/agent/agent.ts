@@ -19,7 +19,7 @@ import { TcpProxy } from "./tcp-proxy.js";
 import { tcpBreakerKey } from "./tcp-rule.js";
 import { StateStore, type PersistedBreaker, type PersistedState } from "./state-store.js";
 import { DeadlineQueue } from "./timers.js";
-import { UpstreamClient } from "./upstream-client.js";
+import { UpstreamClient } from "./http1-client.js";
 
 export interface AgentOptions {
   readonly settings: AgentSettings;

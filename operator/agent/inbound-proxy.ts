@@ -23,7 +23,7 @@ import { traceIdOf, type RecoveryLog } from "./recovery-log.js";
 import { relayResponse } from "./relay.js";
 import type { InboundRuntime, Runtime } from "./runtime.js";
 import type { DeadlineQueue } from "./timers.js";
-import type { UpstreamClient } from "./upstream-client.js";
+import type { UpstreamClient } from "./http1-client.js";
 
 export interface InboundDeps {
   readonly runtime: () => Runtime | undefined;
@@ -264,11 +264,10 @@ async function handle(
     return;
   }
   const up = out.res;
-  sample((up.statusCode ?? 500) >= 500);
+  sample(up.statusCode >= 500);
   relayResponse(
     res,
     up,
-    out.req,
     filterHeaders(up.rawHeaders),
     undefined,
     "bulwark agent: the app sent a response header that cannot be relayed",

@@ -39,7 +39,8 @@ import { traceIdOf, type RecoveryLog } from "./recovery-log.js";
 import { relayResponse } from "./relay.js";
 import type { Runtime, UpstreamRuntime } from "./runtime.js";
 import type { DeadlineQueue, Timer } from "./timers.js";
-import type { AttemptOutcome, PendingAttempt, UpstreamClient } from "./upstream-client.js";
+import type { AttemptOutcome, PendingAttempt, UpstreamClient } from "./http1-client.js";
+import type { UpstreamResponse } from "./upstream-response.js";
 
 export interface OutboundDeps {
   readonly runtime: () => Runtime | undefined;
@@ -181,8 +182,8 @@ function passthrough(
       if (gone || out.kind === "cancelled") return;
       if (out.kind === "response") {
         m.duration.observe((deps.timers.now() - t0) / 1000);
-        (out.res.statusCode! >= 500 ? m.failure : m.success).inc();
-        relayResponse(res, out.res, out.req, filterHeaders(out.res.rawHeaders));
+        (out.res.statusCode >= 500 ? m.failure : m.success).inc();
+        relayResponse(res, out.res, filterHeaders(out.res.rawHeaders));
         return;
       }
       if (
@@ -239,7 +240,7 @@ class OutboundExchange {
     if (!this.res.writableFinished) {
       this.clientGone = true;
       this.current?.cancel();
-      if (this.streaming) this.streaming.req.destroy();
+      if (this.streaming) this.streaming.res.destroy();
     }
     this.finish();
   };
@@ -365,7 +366,7 @@ class OutboundExchange {
     this.timedOut = true;
     if (this.streaming) {
       // The head went out; the body did not finish in time. Envoy does the same: reset both sides.
-      this.streaming.req.destroy();
+      this.streaming.res.destroy();
       this.res.destroy();
       return;
     }
@@ -445,7 +446,7 @@ class OutboundExchange {
         this.current = undefined;
       }
       if (outcome.kind === "cancelled" || this.stopped) {
-        if (outcome.kind === "response") outcome.req.destroy();
+        if (outcome.kind === "response") outcome.res.destroy();
         return this.onStopped(permit);
       }
       last = outcome;
@@ -503,7 +504,7 @@ class OutboundExchange {
         break;
       }
       u.m.retryAttempted.inc();
-      if (outcome.kind === "response") outcome.res.resume();
+      if (outcome.kind === "response") outcome.res.discard();
       prevDelay = decision.delayMs;
       if (decision.delayMs > 0) {
         await this.sleep(decision.delayMs);
@@ -542,11 +543,11 @@ class OutboundExchange {
     }
     if (last.kind !== "response") return;
     if (failed && this.fallbackReady("upstream-error")) {
-      last.res.resume();
+      last.res.discard();
       if (await this.tryFallback("upstream-error")) return;
       // The alternate upstream failed too; the first answer's body is gone, say what happened.
       this.observe(u.m.failure);
-      this.respondLocal(last.res.statusCode ?? 502, `upstream ${u.name} answered ${last.res.statusCode}`);
+      this.respondLocal(last.res.statusCode, `upstream ${u.name} answered ${last.res.statusCode}`);
       return;
     }
     this.observe(failed ? u.m.failure : u.m.success);
@@ -554,13 +555,13 @@ class OutboundExchange {
     headers.push(ATTEMPTS, String(this.attempts));
     this.streaming = last;
     const cache = u.cache;
-    const status = last.res.statusCode ?? 0;
+    const status = last.res.statusCode;
     if (cache && this.req.method === "GET" && status >= 200 && status < 300) {
       const chunks: Buffer[] = [];
       let size = 0;
       let tooBig = false;
       const stored = filterHeaders(last.res.rawHeaders);
-      relayResponse(this.res, last.res, last.req, headers, {
+      relayResponse(this.res, last.res, headers, {
         onData: (c) => {
           if (tooBig) return;
           size += c.length;
@@ -579,7 +580,7 @@ class OutboundExchange {
         },
       });
     } else {
-      relayResponse(this.res, last.res, last.req, headers);
+      relayResponse(this.res, last.res, headers);
     }
   }
 
@@ -740,29 +741,28 @@ class OutboundExchange {
     this.current = pending;
     const out = await pending.promise;
     this.current = undefined;
-    if (out.kind !== "response" || this.clientGone) return false;
+    if (out.kind !== "response") return false;
+    if (this.clientGone) {
+      out.res.destroy();
+      return false;
+    }
     const h = filterHeaders(out.res.rawHeaders);
     h.push("x-bulwark-fallback", "upstream", ...extra);
     this.streaming = out;
-    relayResponse(this.res, out.res, out.req, h);
+    relayResponse(this.res, out.res, h);
     return true;
   }
 }
 
-function header(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
 /**
- * The retry loop's view of a response. `Retry-After` is read only when a retry could follow (a status
- * decideRetry may retry): reading `res.headers` builds the whole header object, which a plain success never
- * needs.
+ * The retry loop's view of a response. `Retry-After` is looked up only when a retry could follow (a status
+ * decideRetry may retry).
  */
-function responseResult(res: IncomingMessage, u: UpstreamRuntime): AttemptResult {
-  const status = res.statusCode ?? 502;
+function responseResult(res: UpstreamResponse, u: UpstreamRuntime): AttemptResult {
+  const status = res.statusCode;
   const mayRetry = u.retry !== undefined && (status >= 500 || u.retry.retriableStatusCodes.has(status));
   return mayRetry
-    ? { kind: "response", status, retryAfter: header(res.headers["retry-after"]) }
+    ? { kind: "response", status, retryAfter: res.header("retry-after") }
     : { kind: "response", status };
 }
 

@@ -1,13 +1,12 @@
 // Relays an upstream's response (head and body) to the client, for both proxies.
 //
-// Why not just `up.pipe(res)`: most responses are small and, by the time the proxy sees the head (one
-// promise hop after the client parsed it), the whole body is already parsed and buffered in the
-// IncomingMessage. Then the head and body go out in one `res.end(body)`: one write, no pipe (which adds and
-// removes about eight listeners per response), no flowing-mode ticks, no cork/uncork round. Reading the
-// buffered body to its end still emits `end`, which is what returns the keep-alive socket to the pool.
-// Larger or slower bodies stream with `pipe` (backpressure), as before.
-import type { ClientRequest, IncomingMessage, ServerResponse } from "node:http";
+// Most responses are small and, by the time the proxy sees the head (one promise hop after the client
+// parsed it), the whole body is already parsed and held by the UpstreamResponse. Then the head and body go
+// out in one `res.end(body)`: one write, no stream machinery. Larger or slower bodies stream through a
+// BodySink with backpressure: the upstream socket pauses while the client's side is full.
+import type { ServerResponse } from "node:http";
 import { sendLocal } from "./http-util.js";
+import type { BodySink, UpstreamResponse } from "./upstream-response.js";
 
 /** Optional observer of the relayed body (the response cache). */
 export interface BodyTap {
@@ -18,19 +17,18 @@ export interface BodyTap {
 
 /**
  * Writes the head (`headers`: raw pairs, already filtered) and streams the body. Either side ending early
- * tears down the other: a client that leaves destroys the upstream request, an upstream that aborts or fails
- * mid-body destroys the client's response.
+ * tears down the other: a client that leaves destroys the upstream response (and its connection), an
+ * upstream that aborts or fails mid-body destroys the client's response.
  */
 export function relayResponse(
   res: ServerResponse,
-  up: IncomingMessage,
-  upReq: ClientRequest,
+  up: UpstreamResponse,
   headers: string[],
   tap?: BodyTap,
   cannotRelay = "bulwark agent: upstream sent a response header that cannot be relayed",
 ): void {
   try {
-    res.writeHead(up.statusCode ?? 502, up.statusMessage, headers);
+    res.writeHead(up.statusCode, up.statusMessage, headers);
   } catch {
     // A header the client side refuses (invalid characters): report rather than crash.
     up.destroy();
@@ -38,10 +36,8 @@ export function relayResponse(
     return;
   }
   if (up.complete) {
-    // Fast path: the whole body is here already. read() returns it in one buffer (null for none); reading
-    // on to the end makes `end` fire, which frees the socket.
-    const body = up.read() as Buffer | null;
-    while (up.read() !== null);
+    // Fast path: the whole body is here already.
+    const body = up.takeBody();
     if (body === null) res.end();
     else {
       tap?.onData(body);
@@ -51,13 +47,33 @@ export function relayResponse(
     return;
   }
   res.once("close", () => {
-    if (!up.complete) upReq.destroy();
+    if (!up.complete) up.destroy();
   });
-  up.once("aborted", () => res.destroy());
-  up.once("error", () => res.destroy());
-  if (tap) {
-    up.on("data", (c: Buffer) => tap.onData(c));
-    up.once("end", () => tap.onEnd());
+  up.stream(new RelaySink(res, up, tap));
+}
+
+class RelaySink implements BodySink {
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly up: UpstreamResponse,
+    private readonly tap: BodyTap | undefined,
+  ) {}
+
+  onData(chunk: Buffer): boolean {
+    this.tap?.onData(chunk);
+    if (this.res.write(chunk)) return true;
+    this.res.once("drain", this.onDrain);
+    return false;
   }
-  up.pipe(res);
+
+  private readonly onDrain = (): void => this.up.resume();
+
+  onEnd(): void {
+    this.res.end();
+    this.tap?.onEnd();
+  }
+
+  onError(): void {
+    this.res.destroy();
+  }
 }

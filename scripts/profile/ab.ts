@@ -121,6 +121,8 @@ async function main() {
           },
         );
         r.on("error", reject);
+        // A contestant that never answers fails the run (naming it) instead of hanging it.
+        r.setTimeout(10_000, () => r.destroy(new Error(`${c.name}: no answer within 10 s`)));
       });
     const windows = Number(values.windows);
     const secs = Number(values.seconds);

@@ -222,6 +222,8 @@ class OutboundExchange {
   private attempts = 0;
   private streaming: Extract<AttemptOutcome, { kind: "response" }> | undefined;
   private bodyUsed = false;
+  /** The request body, when it was buffered to be sent more than once. */
+  private replayBody: Buffer | undefined;
 
   constructor(
     private readonly deps: OutboundDeps,
@@ -377,10 +379,15 @@ class OutboundExchange {
     if (!hasBody(this.req)) return { body: null, replayable: true };
     const cl = this.req.headers["content-length"];
     const u = this.u;
-    const wantsReplay = u.retry !== undefined && u.retry.maxAttempts > 1;
+    // A body goes out more than once to a retry, or to the alternate upstream after a failed try.
+    const wantsReplay =
+      (u.retry !== undefined && u.retry.maxAttempts > 1) || u.fallback?.action.kind === "upstream";
     if (wantsReplay && cl !== undefined && /^\d+$/.test(cl) && Number(cl) <= u.maxReplayBodyBytes) {
       const buf = await readBody(this.req, u.maxReplayBodyBytes);
-      if (buf) return { body: buf, replayable: true };
+      if (buf) {
+        this.replayBody = buf;
+        return { body: buf, replayable: true };
+      }
       return { body: null, replayable: false };
     }
     return { body: this.req, replayable: false };
@@ -719,7 +726,9 @@ class OutboundExchange {
   private async alternateUpstream(host: string, port: number, extra: string[]): Promise<boolean> {
     const { deps } = this;
     let body: Buffer | IncomingMessage | null = null;
-    if (hasBody(this.req)) {
+    if (this.replayBody) body = this.replayBody;
+    else if (hasBody(this.req)) {
+      // A streamed body can go out once: not after a try sent it (or a local answer consumed it).
       if (this.bodyUsed || this.req.readableEnded) return false;
       body = this.req;
       this.bodyUsed = true;

@@ -286,6 +286,41 @@ describe("outbound proxy: fallbacks", () => {
       traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
     });
   });
+
+  it("sends a POST's body to the alternate upstream after the primary's tries failed", async () => {
+    const primary = await upstream((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.statusCode = 503;
+        res.end("primary down");
+      });
+    });
+    const backup = await upstream((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => res.end(`backup got ${req.method} ${body}`));
+    });
+    agent = await startAgent(
+      makeConfig([
+        upstreamRule("a", primary.port, {
+          retry: { ...retry, maxAttempts: 2, retryNonIdempotent: true },
+          fallback: {
+            on: ["upstream-error"],
+            action: { kind: "upstream", host: "127.0.0.1", port: backup.port },
+          },
+        }),
+      ]),
+    );
+    const r = await send(agent.agent.ports.outbound, {
+      host: `127.0.0.1:${primary.port}`,
+      method: "POST",
+      body: "order=42",
+    });
+    expect(primary.hits).toBe(2);
+    expect(r.status).toBe(200);
+    expect(r.body).toBe("backup got POST order=42");
+    expect(r.headers["x-bulwark-fallback"]).toBe("upstream");
+  });
 });
 
 describe("outbound proxy: rate limit, faults, shadow mode, deadlines", () => {

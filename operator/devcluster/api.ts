@@ -46,6 +46,7 @@ import {
   validateName,
   type Obj,
 } from "./util.js";
+import { yamlNestingBound } from "./yaml-depth.js";
 
 export type FieldValidation = "Strict" | "Warn" | "Ignore";
 export type Operation = "CREATE" | "UPDATE" | "DELETE";
@@ -566,6 +567,8 @@ export class Api {
           field: "force",
         },
       ]);
+    if (ct === APPLY && yamlNestingBound(raw) > MAX_BODY_DEPTH)
+      throw badRequest(`error decoding patch: exceeded max depth of ${MAX_BODY_DEPTH}`);
     let patchBody: unknown;
     try {
       patchBody = ct === APPLY ? parseYaml(raw) : JSON.parse(raw);

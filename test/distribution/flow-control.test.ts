@@ -121,6 +121,28 @@ describe("throttle", () => {
     await until(() => pushed().length === 3);
     expect(s.stats()).toMatchObject({ inflightPushes: 2, waitingPushes: 1 });
   });
+
+  it("an agent still answering an older push does not take a newer version ahead of agents waiting", async () => {
+    const s = await server({ maxInflightPushes: 1, debounce: { quietMs: 0, maxMs: 0 } });
+    const slow = await raw(s, "shop/slow");
+    const other = await raw(s, "shop/other");
+    for (const c of ["slow", "other"]) s.setDesired(`shop/${c}`, config(`shop/${c}`, "v1"));
+    s.flush();
+    const first = await slow.next("config");
+    expect(s.stats()).toMatchObject({ inflightPushes: 1, waitingPushes: 1 });
+    // The next edit, before the slow agent answered: it waits its turn behind shop/other.
+    for (const c of ["slow", "other"]) s.setDesired(`shop/${c}`, config(`shop/${c}`, "v2"));
+    s.flush();
+    await sleep(50);
+    expect(slow.messages.filter((m) => m.type === "config")).toHaveLength(1);
+    slow.send({ type: "ack", version: first.version, nonce: first.nonce });
+    const pushed = await other.next("config");
+    expect(pushed.version).toBe("v2");
+    expect(slow.messages.filter((m) => m.type === "config")).toHaveLength(1);
+    other.send({ type: "ack", version: "v2", nonce: pushed.nonce });
+    await until(() => s.propagation("shop/slow").ackedVersion === "v1");
+    await until(() => slow.messages.filter((m) => m.type === "config").length === 2);
+  });
 });
 
 describe("keepalive", () => {

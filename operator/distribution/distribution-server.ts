@@ -102,10 +102,10 @@ export interface PodPropagationDetail extends PodPropagation {
 }
 
 interface Desired {
-  readonly version: string;
+  version: string;
   /** Until first pushed: then only its serialised form is kept (body, pod), not the object. */
   config: SidecarConfig | undefined;
-  readonly setAt: number;
+  setAt: number;
   /** The config minus `pod`, serialised once and shared with every pod holding the same one. */
   body: SharedBody | undefined;
   /** The pod field's JSON, written in front of the shared body. */
@@ -324,9 +324,23 @@ class Server implements DistributionServer {
   setDesired(pod: string, config: SidecarConfig | undefined): void {
     const cfg = config ?? emptyConfig(splitKey(pod));
     const entry = this.entry(pod);
-    if (entry.desired?.version === cfg.version) return;
-    this.release(entry.desired);
-    entry.desired = { version: cfg.version, config: cfg, setAt: this.clock.now(), body: undefined, pod: "" };
+    const d = entry.desired;
+    if (d?.version === cfg.version) return;
+    if (d !== undefined && d.body === undefined) {
+      // Not serialised yet (an edit within the debounce window): reuse the record, the common case of a burst.
+      d.version = cfg.version;
+      d.config = cfg;
+      d.setAt = this.clock.now();
+    } else {
+      this.release(d);
+      entry.desired = {
+        version: cfg.version,
+        config: cfg,
+        setAt: this.clock.now(),
+        body: undefined,
+        pod: "",
+      };
+    }
     this.dirty.add(pod);
     this.debouncer.trigger();
   }
@@ -813,7 +827,11 @@ class Server implements DistributionServer {
       const next = this.waiting.values().next().value as string;
       this.waiting.delete(next);
       const e = this.pods.get(next);
-      if (e) this.tryPush(e, true, true);
+      // Its turn came: it goes now with the latest desired config, even inside a debounce window. Were it put
+      // off to the window's end, it would lose its place in the line, and pushDirty would start again from
+      // the first pod of the edit; with a new edit before the line has gone round (10,000 agents, an edit a
+      // second) the pods at the end of the compiler's order would never be reached.
+      if (e) this.tryPush(e, false, true);
     }
   }
 

@@ -143,6 +143,33 @@ describe("throttle", () => {
     await until(() => s.propagation("shop/slow").ackedVersion === "v1");
     await until(() => slow.messages.filter((m) => m.type === "config").length === 2);
   });
+
+  it("agents waiting for a slot keep their place in line when the next edit comes", async () => {
+    const clock = new ManualClock();
+    const s = await server({ clock, maxInflightPushes: 1, debounce: { quietMs: 100, maxMs: 1000 } });
+    const names = ["a", "b", "c"];
+    const clients = new Map(
+      await Promise.all(names.map(async (n) => [n, await raw(s, `shop/${n}`)] as const)),
+    );
+    const order: string[] = [];
+    const answer = async (n: string, version: string) => {
+      const c = clients.get(n)!;
+      await until(() => c.messages.some((m) => m.type === "config" && m.version === version));
+      const push = c.messages.find((m) => m.type === "config" && m.version === version);
+      if (push?.type !== "config") throw new Error("no push");
+      order.push(`${n}:${version}`);
+      c.send({ type: "ack", version, nonce: push.nonce });
+    };
+    for (const n of names) s.setDesired(`shop/${n}`, config(`shop/${n}`, "v1"));
+    await clock.advance(100);
+    await answer("a", "v1"); // b and c wait; the next edit comes while they do
+    for (const n of names) s.setDesired(`shop/${n}`, config(`shop/${n}`, "v2"));
+    await answer("b", "v2");
+    await clock.advance(100);
+    await answer("c", "v2");
+    await answer("a", "v2");
+    expect(order).toEqual(["a:v1", "b:v2", "c:v2", "a:v2"]);
+  });
 });
 
 describe("keepalive", () => {

@@ -11,7 +11,10 @@
  * child process runs N light simulated agents over real sockets (the real protocol: upgrade, hello with the
  * version they have, ACK every push with its version and nonce, pong). One change = 20 setDesired rounds for
  * every pod in a burst (the issue's "20 edits within the debounce window"), then the clock runs until every
- * agent ACKed the last one. Aims (issue 6): p99 ≤ debounce + 3 × floor; < 20 KB operator memory per agent.
+ * agent ACKed the last one. Propagation is timed from the last edit (the one delivered: the round of
+ * setDesired calls that makes it starts the clock) to each ACK; the times from the burst's first edit are kept
+ * too (`fromFirstEdit`), but they also count the bench issuing 19 superseded edits, which at 10,000 agents is
+ * 200,000 calls. Aims (issue 6): p99 ≤ debounce + 3 × floor; < 20 KB operator memory per agent.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -335,9 +338,19 @@ interface SizeResult {
   connectMs: number;
   configBytes: number;
   propagation: {
-    perChange: { p50Ms: number; p99Ms: number; allAckedMs: number; afterDebounceP99Ms: number }[];
+    perChange: {
+      p50Ms: number;
+      p99Ms: number;
+      allAckedMs: number;
+      afterDebounceP99Ms: number;
+      /** Time the bench took to issue the 20 rounds of setDesired (the burst). */
+      burstMs: number;
+      fromFirstEditP99Ms: number;
+    }[];
     p50Ms: number;
     p99Ms: number;
+    /** The same, timed from the burst's first edit. */
+    fromFirstEdit: { p50Ms: number; p99Ms: number };
     allAckedMedianMs: number;
     pushesPerAgentPerChange: number;
     bytesPerChangeOverNxConfig: number;
@@ -394,6 +407,7 @@ async function measure(n: number): Promise<SizeResult> {
   // Propagation rounds.
   const perChange: SizeResult["propagation"]["perChange"] = [];
   const all: number[] = [];
+  const allFromFirst: number[] = [];
   let pushesTotal = 0;
   let bytesTotal = 0;
   let cpuTotal = 0;
@@ -402,7 +416,7 @@ async function measure(n: number): Promise<SizeResult> {
   // operator pays once at start, not at each change. Changes 1..CHANGES are measured.
   for (let c = 0; c <= CHANGES; c++) {
     const target = `c${c}.${EDITS_PER_CHANGE}`;
-    const lat: number[] = [];
+    let lat: number[] = [];
     let remaining = n;
     let resolveAll: (() => void) | undefined;
     const allAcked = new Promise<void>((r) => (resolveAll = r));
@@ -422,7 +436,9 @@ async function measure(n: number): Promise<SizeResult> {
     const bytes0 = server.stats().bytesSent;
     const cpu0 = process.cpuUsage();
     start = performance.now();
+    let lastEdit = 0;
     for (const configs of edits) {
+      lastEdit = performance.now() - start;
       for (let i = 0; i < n; i++) server.setDesired(pods[i]!, configs[i]!);
     }
     const lastSet = performance.now() - start;
@@ -444,10 +460,13 @@ async function measure(n: number): Promise<SizeResult> {
     const cpu = process.cpuUsage(cpu0);
     off();
     lat.sort((a, b) => a - b);
+    const fromFirst = lat;
+    lat = lat.map((t) => t - lastEdit);
     trace(
       `change ${c}: acks from ${Math.round(lat[0]!)} ms, p50 ${Math.round(pct(lat, 50))}, p99 ${Math.round(pct(lat, 99))}, ` +
         `last ${Math.round(lat[lat.length - 1]!)} ms; cpu ${Math.round((cpu.user + cpu.system) / 1000)} ms`,
     );
+    { const d = (globalThis as any).DBGT; if (process.env.DBG && d) console.error(`[dbg] push loop ${(d.t1-d.t0).toFixed(1)} ms, first ack +${(d.acks[0]-d.t0).toFixed(1)}, last ack +${(d.acks[d.acks.length-1]-d.t0).toFixed(1)} (${d.acks.length}) from pushDirty at +${(d.t0 - start - lastEdit).toFixed(1)} after the last edit`); }
     if (c === 0) {
       await new Promise((r) => setTimeout(r, 200));
       continue;
@@ -457,15 +476,19 @@ async function measure(n: number): Promise<SizeResult> {
     bytesTotal += server.stats().bytesSent - bytes0;
     configBytes = Buffer.byteLength(JSON.stringify(configFor(pods[0]!, target)));
     all.push(...lat);
+    allFromFirst.push(...fromFirst);
     perChange.push({
       p50Ms: round(pct(lat, 50)),
       p99Ms: round(pct(lat, 99)),
       allAckedMs: round(lat[lat.length - 1]!),
-      afterDebounceP99Ms: round(pct(lat, 99) - lastSet - QUIET_MS),
+      afterDebounceP99Ms: round(pct(fromFirst, 99) - lastSet - QUIET_MS),
+      burstMs: round(lastSet),
+      fromFirstEditP99Ms: round(pct(fromFirst, 99)),
     });
     await new Promise((r) => setTimeout(r, 200));
   }
   all.sort((a, b) => a - b);
+  allFromFirst.sort((a, b) => a - b);
 
   // Memory per connected agent: everything the server holds for them (connections, pod state, the desired
   // configs), heap + external after a full GC. The baseline is the same server once every agent has gone and
@@ -510,6 +533,7 @@ async function measure(n: number): Promise<SizeResult> {
       perChange,
       p50Ms: round(pct(all, 50)),
       p99Ms: round(pct(all, 99)),
+      fromFirstEdit: { p50Ms: round(pct(allFromFirst, 50)), p99Ms: round(pct(allFromFirst, 99)) },
       allAckedMedianMs: round(
         pct(
           perChange.map((c) => c.allAckedMs).sort((a, b) => a - b),
@@ -556,6 +580,7 @@ async function main(): Promise<void> {
     results.push(r);
     console.log(
       `${n} agents: p50 ${r.propagation.p50Ms} ms, p99 ${r.propagation.p99Ms} ms (aim ${r.aimP99Ms}), all acked ${r.propagation.allAckedMedianMs} ms; ` +
+        `from the burst's first edit p50 ${r.propagation.fromFirstEdit.p50Ms}, p99 ${r.propagation.fromFirstEdit.p99Ms} ms; ` +
         `floor ${r.floorMs.median} ms; ${r.propagation.pushesPerAgentPerChange} pushes/agent/change; ` +
         `${r.memory.heapPlusExternalBytesPerAgent} B heap/agent, ${r.memory.rssBytesPerAgent} B rss/agent; ` +
         `storm ${r.reconnectStorm.ms} ms, ${r.reconnectStorm.errors} errors, ${r.reconnectStorm.pushesDuringStorm} pushes`,

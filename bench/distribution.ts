@@ -48,7 +48,7 @@ const QUIET_MS = 100;
 // ---------------------------------------------------------------- the simulated agents (child process)
 
 interface ChildCommand {
-  cmd: "connect" | "floor" | "storm" | "drop" | "exit";
+  cmd: "connect" | "floor" | "storm" | "drop" | "cpu" | "exit";
   url?: string;
   floorPort?: number;
   n?: number;
@@ -169,6 +169,9 @@ function runChild(): void {
           if (i % 200 === 199) await new Promise((r) => setTimeout(r, 5));
         }
         process.send!({ ok: true });
+      } else if (msg.cmd === "cpu") {
+        const u = process.cpuUsage();
+        process.send!({ ms: (u.user + u.system) / 1000 });
       } else if (msg.cmd === "exit") {
         for (const a of agents) a.stream?.socket.destroy();
         for (const s of floorSockets) s.destroy();
@@ -355,6 +358,8 @@ interface SizeResult {
     pushesPerAgentPerChange: number;
     bytesPerChangeOverNxConfig: number;
     operatorCpuMsPerChange: number;
+    /** CPU of the child process that plays every agent: parsing N pushes and writing N ACKs. */
+    agentsCpuMsPerChange: number;
   };
   floorMs: { median: number; min: number; max: number; bytes: number };
   aimP99Ms: number;
@@ -411,6 +416,7 @@ async function measure(n: number): Promise<SizeResult> {
   let pushesTotal = 0;
   let bytesTotal = 0;
   let cpuTotal = 0;
+  let agentsCpuTotal = 0;
   let configBytes = 0;
   // Change 0 warms up (its numbers are dropped): the first push of a fresh process runs cold code, a cost the
   // operator pays once at start, not at each change. Changes 1..CHANGES are measured.
@@ -434,6 +440,7 @@ async function measure(n: number): Promise<SizeResult> {
     );
     const pushes0 = await pushCount();
     const bytes0 = server.stats().bytesSent;
+    const agentsCpu0 = (await ask<{ ms: number }>(child, { cmd: "cpu" })).ms;
     const cpu0 = process.cpuUsage();
     start = performance.now();
     let lastEdit = 0;
@@ -458,20 +465,21 @@ async function measure(n: number): Promise<SizeResult> {
     await allAcked;
     clearTimeout(timeout);
     const cpu = process.cpuUsage(cpu0);
+    const agentsCpu = (await ask<{ ms: number }>(child, { cmd: "cpu" })).ms - agentsCpu0;
     off();
     lat.sort((a, b) => a - b);
     const fromFirst = lat;
     lat = lat.map((t) => t - lastEdit);
     trace(
       `change ${c}: acks from ${Math.round(lat[0]!)} ms, p50 ${Math.round(pct(lat, 50))}, p99 ${Math.round(pct(lat, 99))}, ` +
-        `last ${Math.round(lat[lat.length - 1]!)} ms; cpu ${Math.round((cpu.user + cpu.system) / 1000)} ms`,
+        `last ${Math.round(lat[lat.length - 1]!)} ms; cpu: operator ${Math.round((cpu.user + cpu.system) / 1000)} ms, agents ${Math.round(agentsCpu)} ms`,
     );
-    { const d = (globalThis as any).DBGT; if (process.env.DBG && d) console.error(`[dbg] push loop ${(d.t1-d.t0).toFixed(1)} ms, first ack +${(d.acks[0]-d.t0).toFixed(1)}, last ack +${(d.acks[d.acks.length-1]-d.t0).toFixed(1)} (${d.acks.length}) from pushDirty at +${(d.t0 - start - lastEdit).toFixed(1)} after the last edit`); }
     if (c === 0) {
       await new Promise((r) => setTimeout(r, 200));
       continue;
     }
     cpuTotal += (cpu.user + cpu.system) / 1000;
+    agentsCpuTotal += agentsCpu;
     pushesTotal += (await pushCount()) - pushes0;
     bytesTotal += server.stats().bytesSent - bytes0;
     configBytes = Buffer.byteLength(JSON.stringify(configFor(pods[0]!, target)));
@@ -543,6 +551,7 @@ async function measure(n: number): Promise<SizeResult> {
       pushesPerAgentPerChange: round(pushesTotal / CHANGES / n, 2),
       bytesPerChangeOverNxConfig: round(bytesTotal / CHANGES / (n * configBytes), 2),
       operatorCpuMsPerChange: round(cpuTotal / CHANGES),
+      agentsCpuMsPerChange: round(agentsCpuTotal / CHANGES),
     },
     floorMs: {
       median: round(floorMedian),

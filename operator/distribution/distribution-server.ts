@@ -11,8 +11,8 @@
 // - Throttle: at most `maxInflightPushes` agents with a push not yet answered; the others wait their turn in
 //   FIFO order. A push to an agent that already has one in flight replaces it (the older is "superseded")
 //   and takes no new slot; an unanswered push frees its slot after `ackTimeoutMs`.
-// - Each distinct config is serialised once and shared by the pods holding it (config-bodies.ts); a push is a
-//   small per-push header with the pod's own fields, then the shared body.
+// - Each distinct config is serialised once and shared by the pods holding it (config-bodies.ts); a push writes
+//   the shared body, then a small per-push tail (the pod's own field, version, nonce), corked into one writev.
 // - A bounded per-connection send buffer: an agent that stops reading is cut, never allowed to hold memory.
 // - One timer sweeps every connection each keepalive interval (ping the idle, drop the dead, expire hello
 //   and ACK waits): no per-connection timers.
@@ -43,7 +43,7 @@ import type { Metrics } from "../observability/registry.js";
 import { createMetrics } from "../observability/registry.js";
 import type { AgentAuthenticator, AuthRefusal } from "./agent-authenticator.js";
 import type { ConfigDistributor, PodPropagation } from "./config-distributor.js";
-import { ConfigBodies, podJson, pushFrame, type SharedBody } from "./config-bodies.js";
+import { ConfigBodies, podJson, pushParts, type SharedBody } from "./config-bodies.js";
 import { Debouncer, type DebounceOptions } from "./debouncer.js";
 import { NdjsonStream, type CloseReason } from "./ndjson-stream.js";
 
@@ -808,9 +808,9 @@ class Server implements DistributionServer {
     if (conn.unanswered.size > MAX_UNANSWERED_NONCES) {
       conn.unanswered.delete(conn.unanswered.keys().next().value as string);
     }
-    const frame = pushFrame(d.version, nonce, d.pod, d.body);
+    const [head, tail] = pushParts(d.version, nonce, d.pod, d.body);
     // On overflow sendRaw returns false and onStreamClosed → closeConn has already settled the push.
-    if (conn.stream.sendRaw(frame)) this.metrics.distributionSentBytes.inc(frame.length);
+    if (conn.stream.sendRaw(head, tail)) this.metrics.distributionSentBytes.inc(head.length + tail.length);
   }
 
   /** Lets go of a desired config's shared body (the pod was given another config, or forgotten). */

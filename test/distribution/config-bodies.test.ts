@@ -2,10 +2,11 @@
 // many pods share the body, and a config that only claims another's version never gets its rules.
 import { describe, expect, it } from "vitest";
 import type { SidecarConfig } from "../../operator/api/sidecar-config.js";
-import { ConfigBodies, podJson, pushFrame } from "../../operator/distribution/config-bodies.js";
+import { ConfigBodies, podJson, pushParts } from "../../operator/distribution/config-bodies.js";
 import { config } from "./helpers.js";
 
-function decode(frame: Buffer): unknown {
+function decode(parts: Buffer[]): unknown {
+  const frame = Buffer.concat(parts);
   expect(frame.at(-1)).toBe(0x0a);
   expect(frame.subarray(0, -1).includes(0x0a)).toBe(false);
   return JSON.parse(frame.toString("utf8"));
@@ -25,7 +26,7 @@ describe("config bodies", () => {
     const held = pods.map((p) => {
       const cfg = sharing(base, p);
       const body = bodies.acquire(cfg);
-      const push = decode(pushFrame(cfg.version, `n-${p}`, podJson(cfg), body));
+      const push = decode(pushParts(cfg.version, `n-${p}`, podJson(cfg), body));
       expect(push).toEqual({ type: "config", version: "v1", nonce: `n-${p}`, config: cfg });
       return body;
     });
@@ -48,8 +49,8 @@ describe("config bodies", () => {
     const b = bodies.acquire(other as SidecarConfig);
     expect(b).not.toBe(a);
     expect(bodies.size).toBe(2);
-    expect(decode(pushFrame("v1", "n", podJson(other as SidecarConfig), b))).toMatchObject({ config: other });
-    expect(decode(pushFrame("v1", "n", podJson(shop), a))).toMatchObject({ config: shop });
+    expect(decode(pushParts("v1", "n", podJson(other as SidecarConfig), b))).toMatchObject({ config: other });
+    expect(decode(pushParts("v1", "n", podJson(shop), a))).toMatchObject({ config: shop });
     bodies.release(b);
     bodies.release(a);
     expect(bodies.size).toBe(0);

@@ -108,7 +108,7 @@ interface Desired {
   setAt: number;
   /** The config minus `pod`, serialised once and shared with every pod holding the same one. */
   body: SharedBody | undefined;
-  /** The pod field's JSON, written in front of the shared body. */
+  /** The pod field's JSON, written after the shared body in each push. */
   pod: string;
 }
 

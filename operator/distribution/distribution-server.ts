@@ -11,7 +11,8 @@
 // - Throttle: at most `maxInflightPushes` agents with a push not yet answered; the others wait their turn in
 //   FIFO order. A push to an agent that already has one in flight replaces it (the older is "superseded")
 //   and takes no new slot; an unanswered push frees its slot after `ackTimeoutMs`.
-// - Each desired config is serialised once; a push writes a small per-push header, the shared body and a tail.
+// - Each distinct config is serialised once and shared by the pods holding it (config-bodies.ts); a push writes
+//   the shared body, then a small per-push tail (the pod's own field, version, nonce), corked into one writev.
 // - A bounded per-connection send buffer: an agent that stops reading is cut, never allowed to hold memory.
 // - One timer sweeps every connection each keepalive interval (ping the idle, drop the dead, expire hello
 //   and ACK waits): no per-connection timers.
@@ -26,6 +27,7 @@ import {
   MIN_PROTOCOL_VERSION,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
+  asAck,
   parseAgentMessage,
   protocolSupported,
   type AgentMessage,
@@ -41,6 +43,7 @@ import type { Metrics } from "../observability/registry.js";
 import { createMetrics } from "../observability/registry.js";
 import type { AgentAuthenticator, AuthRefusal } from "./agent-authenticator.js";
 import type { ConfigDistributor, PodPropagation } from "./config-distributor.js";
+import { ConfigBodies, podJson, pushParts, type SharedBody } from "./config-bodies.js";
 import { Debouncer, type DebounceOptions } from "./debouncer.js";
 import { NdjsonStream, type CloseReason } from "./ndjson-stream.js";
 
@@ -99,11 +102,14 @@ export interface PodPropagationDetail extends PodPropagation {
 }
 
 interface Desired {
-  readonly version: string;
-  readonly config: SidecarConfig;
-  readonly setAt: number;
-  /** The config serialised once, shared by every push of this version. */
-  body: Buffer | undefined;
+  version: string;
+  /** Until first pushed: then only its serialised form is kept (body, pod), not the object. */
+  config: SidecarConfig | undefined;
+  setAt: number;
+  /** The config minus `pod`, serialised once and shared with every pod holding the same one. */
+  body: SharedBody | undefined;
+  /** The pod field's JSON, written after the shared body in each push. */
+  pod: string;
 }
 
 interface PodEntry {
@@ -150,6 +156,8 @@ export interface DistributionStats {
   readonly waitingPushes: number;
   readonly pendingAuth: number;
   readonly bytesSent: number;
+  /** Serialised configs kept, one per distinct config in use (not one per pod). */
+  readonly configBodies: number;
 }
 
 export interface DistributionServer extends ConfigDistributor {
@@ -204,6 +212,7 @@ class Server implements DistributionServer {
   private readonly http: http.Server;
   private readonly debouncer: Debouncer;
   private readonly pods = new Map<string, PodEntry>();
+  private readonly bodies = new ConfigBodies();
   private readonly conns = new Set<Conn>();
   /** Every upgraded socket until it closes (refused ones too), so close() can finish them off. */
   private readonly sockets = new Set<Duplex>();
@@ -315,8 +324,23 @@ class Server implements DistributionServer {
   setDesired(pod: string, config: SidecarConfig | undefined): void {
     const cfg = config ?? emptyConfig(splitKey(pod));
     const entry = this.entry(pod);
-    if (entry.desired?.version === cfg.version) return;
-    entry.desired = { version: cfg.version, config: cfg, setAt: this.clock.now(), body: undefined };
+    const d = entry.desired;
+    if (d?.version === cfg.version) return;
+    if (d !== undefined && d.body === undefined) {
+      // Not serialised yet (an edit within the debounce window): reuse the record, the common case of a burst.
+      d.version = cfg.version;
+      d.config = cfg;
+      d.setAt = this.clock.now();
+    } else {
+      this.release(d);
+      entry.desired = {
+        version: cfg.version,
+        config: cfg,
+        setAt: this.clock.now(),
+        body: undefined,
+        pod: "",
+      };
+    }
     this.dirty.add(pod);
     this.debouncer.trigger();
   }
@@ -353,6 +377,7 @@ class Server implements DistributionServer {
     if (!e) return;
     this.dirty.delete(pod);
     this.waiting.delete(pod);
+    this.release(e.desired);
     if (e.conn) e.desired = undefined;
     else this.pods.delete(pod);
   }
@@ -379,6 +404,7 @@ class Server implements DistributionServer {
       waitingPushes: this.waiting.size,
       pendingAuth: this.pendingAuth,
       bytesSent: bytes,
+      configBodies: this.bodies.size,
     };
   }
 
@@ -492,6 +518,8 @@ class Server implements DistributionServer {
   private onFrame(conn: Conn, value: unknown): void {
     if (conn.state === "closed") return;
     conn.lastHeard = this.clock.now();
+    const ack = conn.state === "ready" ? asAck(value) : undefined;
+    if (ack !== undefined) return this.onAnswer(conn, ack.nonce, { ok: true, version: ack.version });
     const parsed = parseAgentMessage(value);
     if (!parsed.ok && conn.state === "ready" && isReport(value)) {
       // A report this build cannot read (a newer agent?) is not worth the connection: keep the configs flowing.
@@ -739,7 +767,8 @@ class Server implements DistributionServer {
     this.dirty.clear();
   }
 
-  private tryPush(entry: PodEntry, respectWindow = true): void {
+  /** `queued`: the pod's turn came in the waiting line (settle), so it may not be sent to the back again. */
+  private tryPush(entry: PodEntry, respectWindow = true, queued = false): void {
     const conn = entry.conn;
     const d = entry.desired;
     if (!conn || conn.state !== "ready" || !d || this.closing) return;
@@ -756,12 +785,22 @@ class Server implements DistributionServer {
       this.waiting.add(entry.key);
       return;
     }
+    // A newer version for an agent still answering an older push would take no new slot and so jump the
+    // line. While others wait it goes to the back instead: when agents answer more slowly than edits come
+    // (10,000 agents, an edit a second), the ones holding slots would otherwise get every version and the
+    // waiting ones none. It keeps its slot until the older push is answered.
+    if (conn.outstanding !== undefined && !queued && this.waiting.size > 0) {
+      this.waiting.add(entry.key);
+      return;
+    }
     this.waiting.delete(entry.key);
-    d.body ??= Buffer.from(JSON.stringify(d.config));
+    if (d.body === undefined && d.config !== undefined) {
+      d.body = this.bodies.acquire(d.config);
+      d.pod = podJson(d.config);
+      d.config = undefined;
+    }
+    if (d.body === undefined) return;
     const nonce = `${this.noncePrefix}-${(++this.nonceSeq).toString(36)}`;
-    const header = Buffer.from(
-      `{"type":"config","version":${JSON.stringify(d.version)},"nonce":"${nonce}","config":`,
-    );
     if (conn.outstanding) this.metrics.distributionPushes.inc({ result: "superseded" });
     else this.inflight++;
     conn.outstanding = { nonce, version: d.version, sentAt: this.clock.now() };
@@ -769,13 +808,14 @@ class Server implements DistributionServer {
     if (conn.unanswered.size > MAX_UNANSWERED_NONCES) {
       conn.unanswered.delete(conn.unanswered.keys().next().value as string);
     }
-    // One buffer, one write: copying a few KB is cheaper than a writev of three chunks; the body itself is
-    // serialised once per version whatever the number of pushes.
-    const size = header.length + d.body.length + TAIL.length;
+    const [head, tail] = pushParts(d.version, nonce, d.pod, d.body);
     // On overflow sendRaw returns false and onStreamClosed → closeConn has already settled the push.
-    if (conn.stream.sendRaw(Buffer.concat([header, d.body, TAIL], size))) {
-      this.metrics.distributionSentBytes.inc(size);
-    }
+    if (conn.stream.sendRaw(head, tail)) this.metrics.distributionSentBytes.inc(head.length + tail.length);
+  }
+
+  /** Lets go of a desired config's shared body (the pod was given another config, or forgotten). */
+  private release(d: Desired | undefined): void {
+    if (d?.body !== undefined) this.bodies.release(d.body);
   }
 
   /** Frees the throttle slot of a connection's outstanding push and lets the next waiting pod go. */
@@ -787,7 +827,11 @@ class Server implements DistributionServer {
       const next = this.waiting.values().next().value as string;
       this.waiting.delete(next);
       const e = this.pods.get(next);
-      if (e) this.tryPush(e);
+      // Its turn came: it goes now with the latest desired config, even inside a debounce window. Were it put
+      // off to the window's end, it would lose its place in the line, and pushDirty would start again from
+      // the first pod of the edit; with a new edit before the line has gone round (10,000 agents, an edit a
+      // second) the pods at the end of the compiler's order would never be reached.
+      if (e) this.tryPush(e, false, true);
     }
   }
 
@@ -868,7 +912,6 @@ class Server implements DistributionServer {
   }
 }
 
-const TAIL = Buffer.from("}\n");
 /** Unanswered pushes remembered per connection (superseded ones may still be ACKed late, truthfully). */
 const MAX_UNANSWERED_NONCES = 16;
 

@@ -72,7 +72,7 @@ export class NdjsonStream {
   }
 
   /**
-   * Sends one line made of pre-serialised parts (a shared config body between a per-push header and tail),
+   * Sends one line made of pre-serialised parts (a shared config body, then a per-push tail),
    * without copying them into one buffer. The parts must form one JSON object without newlines.
    */
   sendRaw(...parts: Buffer[]): boolean {

@@ -121,6 +121,55 @@ describe("throttle", () => {
     await until(() => pushed().length === 3);
     expect(s.stats()).toMatchObject({ inflightPushes: 2, waitingPushes: 1 });
   });
+
+  it("an agent still answering an older push does not take a newer version ahead of agents waiting", async () => {
+    const s = await server({ maxInflightPushes: 1, debounce: { quietMs: 0, maxMs: 0 } });
+    const slow = await raw(s, "shop/slow");
+    const other = await raw(s, "shop/other");
+    for (const c of ["slow", "other"]) s.setDesired(`shop/${c}`, config(`shop/${c}`, "v1"));
+    s.flush();
+    const first = await slow.next("config");
+    expect(s.stats()).toMatchObject({ inflightPushes: 1, waitingPushes: 1 });
+    // The next edit, before the slow agent answered: it waits its turn behind shop/other.
+    for (const c of ["slow", "other"]) s.setDesired(`shop/${c}`, config(`shop/${c}`, "v2"));
+    s.flush();
+    await sleep(50);
+    expect(slow.messages.filter((m) => m.type === "config")).toHaveLength(1);
+    slow.send({ type: "ack", version: first.version, nonce: first.nonce });
+    const pushed = await other.next("config");
+    expect(pushed.version).toBe("v2");
+    expect(slow.messages.filter((m) => m.type === "config")).toHaveLength(1);
+    other.send({ type: "ack", version: "v2", nonce: pushed.nonce });
+    await until(() => s.propagation("shop/slow").ackedVersion === "v1");
+    await until(() => slow.messages.filter((m) => m.type === "config").length === 2);
+  });
+
+  it("agents waiting for a slot keep their place in line when the next edit comes", async () => {
+    const clock = new ManualClock();
+    const s = await server({ clock, maxInflightPushes: 1, debounce: { quietMs: 100, maxMs: 1000 } });
+    const names = ["a", "b", "c"];
+    const clients = new Map(
+      await Promise.all(names.map(async (n) => [n, await raw(s, `shop/${n}`)] as const)),
+    );
+    const order: string[] = [];
+    const answer = async (n: string, version: string) => {
+      const c = clients.get(n)!;
+      await until(() => c.messages.some((m) => m.type === "config" && m.version === version));
+      const push = c.messages.find((m) => m.type === "config" && m.version === version);
+      if (push?.type !== "config") throw new Error("no push");
+      order.push(`${n}:${version}`);
+      c.send({ type: "ack", version, nonce: push.nonce });
+    };
+    for (const n of names) s.setDesired(`shop/${n}`, config(`shop/${n}`, "v1"));
+    await clock.advance(100);
+    await answer("a", "v1"); // b and c wait; the next edit comes while they do
+    for (const n of names) s.setDesired(`shop/${n}`, config(`shop/${n}`, "v2"));
+    await answer("b", "v2");
+    await clock.advance(100);
+    await answer("c", "v2");
+    await answer("a", "v2");
+    expect(order).toEqual(["a:v1", "b:v2", "c:v2", "a:v2"]);
+  });
 });
 
 describe("keepalive", () => {

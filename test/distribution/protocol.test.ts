@@ -5,6 +5,7 @@ import {
   MIN_PROTOCOL_VERSION,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
+  asAck,
   parseAgentMessage,
   parseOperatorMessage,
   protocolSupported,
@@ -105,6 +106,31 @@ describe("agent protocol", () => {
     const r = parseAgentMessage({ type: "goodbye", reason: long });
     expect(r).toMatchObject({ ok: false });
     if (!r.ok) expect(r.problem).toMatch(/^reason:/);
+  });
+
+  it("the hand-checked ACK accepts exactly what the schema accepts", () => {
+    const ok = { type: "ack", version: "3f9c2a1b", nonce: "ab12-1" };
+    const candidates: unknown[] = [
+      ok,
+      { ...ok, extra: 1 },
+      { ...ok, version: "" },
+      { ...ok, version: "v".repeat(100) },
+      { ...ok, version: "v".repeat(101) },
+      { ...ok, nonce: 7 },
+      { type: "ack", version: "v" },
+      { ...ok, type: "nack" },
+      JSON.parse('{"type":"ack","version":"v","nonce":"n","__proto__":{"x":1}}'),
+      [ok],
+      null,
+      "ack",
+      ...agentMessages,
+    ];
+    for (const c of candidates) {
+      const schema = parseAgentMessage(c);
+      const fast = asAck(c);
+      expect(fast !== undefined, JSON.stringify(c)).toBe(schema.ok && schema.message.type === "ack");
+      if (fast !== undefined && schema.ok) expect(fast).toEqual(schema.message);
+    }
   });
 
   it("tells protocol versions apart: a hello always states one, and only the supported range is accepted", () => {

@@ -156,6 +156,31 @@ describe("distribution server", () => {
     expect(await counter(s, "bulwark_distribution_pushes_total", { result: "ack" })).toBe(1);
   });
 
+  it("pods with the same config share one serialised copy, and each is still pushed its own pod", async () => {
+    const s = await server();
+    const pods = ["shop/s1", "shop/s2", "shop/s3", "other/s4"];
+    const clients = await Promise.all(
+      pods.map(async (pod) => {
+        const [namespace = "", name = ""] = pod.split("/");
+        const c = await rawClient(s.url, `tok:${pod}`, { pod: { namespace, name } });
+        await c.next("welcome");
+        return c;
+      }),
+    );
+    // other/s4's config names another policy under the same version: it must not get shop's rules.
+    for (const pod of pods) s.setDesired(pod, config(pod, "v1"));
+    s.flush();
+    for (const [i, c] of clients.entries()) {
+      const push = await c.next("config");
+      expect(push.config).toEqual(config(pods[i]!, "v1"));
+      c.send({ type: "ack", version: push.version, nonce: push.nonce });
+      c.socket.destroy();
+    }
+    expect(s.stats().configBodies).toBe(2);
+    for (const pod of pods) s.forget(pod);
+    expect(s.stats().configBodies).toBe(0);
+  });
+
   it("a new connection for the same pod replaces the old one", async () => {
     const s = await server();
     // The first agent backs off for long after being replaced, so it cannot reconnect and replace the

@@ -251,6 +251,13 @@ export class OperatorConfigSource implements ConfigSource {
         if (this.latestReport) this.sendReport(this.latestReport);
         return;
       case "config":
+        // A push before the welcome comes from no operator that accepted this agent's hello (a real one
+        // always welcomes first): applying it would let an unverified peer set the data plane.
+        if (this.state !== "connected") {
+          this.log("operator-bad-message", { problem: "a config before the welcome" });
+          stream.close(0);
+          return;
+        }
         return this.onPush(stream, msg.version, msg.nonce, msg.config);
       case "ping":
         stream.send({ type: "pong", id: msg.id } satisfies AgentMessage);

@@ -128,6 +128,20 @@ const hostileLine = fc.oneof(
 );
 
 describe("the agent's distribution client under a hostile operator", () => {
+  it("applies no config pushed before the welcome: it closes that connection and says hello again", async () => {
+    const used = new Set(conns.filter((x) => !x.closed));
+    for (const c of used) c.socket.destroy();
+    await until(() => conns.some((x) => !used.has(x) && !x.closed), 5000, "a connection");
+    const c = conns.filter((x) => !used.has(x) && !x.closed).at(-1) as FakeConn;
+    await until(() => c.received.some((m) => m.type === "hello"), 3000, "hello");
+    const appliedBefore = applied.length;
+    c.socket.write(`${push("early", "n-early", config("shop/web-1", "early"))}\n`);
+    await until(() => c.closed, 3000, "the close");
+    expect(applied.length).toBe(appliedBefore);
+    expect(c.received.some((m) => m.nonce === "n-early")).toBe(false);
+    await until(() => conns.some((x) => x !== c && !used.has(x) && !x.closed), 5000, "a new connection");
+  });
+
   it("never throws, answers every push it reads with its nonce, ACKs only configs it accepted, and reconnects", async () => {
     let round = 0;
     const used = new Set<FakeConn>();

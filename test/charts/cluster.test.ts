@@ -429,7 +429,12 @@ describe("the operator under exactly the chart's ServiceAccount", () => {
     for (const u of used) expect(coveringGrants(u.a, granted), key(u.a)).toHaveLength(1);
     const usedKeys = new Set(used.map((u) => grantOf(u.a, granted)));
     if (process.env.SHOW_RBAC) console.log([...usedKeys].sort().join("\n"));
-    expect([...usedKeys].sort()).toEqual([...granted].sort());
+    // Needed only on a path a run may not take: the re-read of a policy after a 409 on its status write
+    // (the reconciler starts from the object it wrote itself, so only someone else's write causes one).
+    const onConflictOnly = ["any get resilience.bulwark.dev/resiliencepolicies"];
+    for (const k of onConflictOnly) expect(granted.has(k), `${k} is granted`).toBe(true);
+    const exercised = new Set([...usedKeys, ...onConflictOnly]);
+    expect([...exercised].sort()).toEqual([...granted].sort());
   });
 });
 

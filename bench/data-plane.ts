@@ -13,6 +13,8 @@
 // - closed loop, keep-alive, 100-byte responses: CPU per request and maximum throughput;
 // - open loop at fixed rates (500, 1,000, 5,000 req/s; bench/open-loop.ts), latency from the intended send
 //   time, warm-up discarded: p50/p99/p99.9, and RSS while at 1,000 req/s.
+// The agent runs as the image ships it: compiled dist/ (built first when stale) with the Dockerfile's node flags
+// and environment (bench/product-agent.ts), not through tsx.
 // Rounds interleave the contestants (A B C … then … C B A) and the median is kept, with the spread (min–max
 // over rounds). Writes bench/results/data-plane.json. HAProxy or nginx missing: their rows are skipped.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -24,6 +26,7 @@ import { parseArgs } from "node:util";
 import { benchConfig } from "./bench-config.js";
 import { runOpenLoop, type OpenLoopResult } from "./open-loop.js";
 import { freePort } from "./free-port.js";
+import { productAgent } from "./product-agent.js";
 
 const { values } = parseArgs({
   options: {
@@ -107,8 +110,12 @@ function rssMb(pid: number): number {
   return m ? Math.round(Number(m[1]) / 1024) : 0;
 }
 
-function spawnPinned(cpu: number, args: string[]): ChildProcess {
-  return spawn("taskset", ["-c", String(cpu), ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+function spawnPinned(cpu: number, args: string[], env: Readonly<Record<string, string>> = {}): ChildProcess {
+  return spawn("taskset", ["-c", String(cpu), ...args], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ...env },
+  });
 }
 
 function waitFor(child: ChildProcess, text: string): Promise<void> {
@@ -203,6 +210,8 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Pro
 
 function subjects(upPort: number, dir: string): Subject[] {
   const upHost = `127.0.0.1:${upPort}`;
+  // The compiled agent with the image's node flags and environment: the product as it ships, not tsx.
+  const product = productAgent(ROOT);
   const agent = (full: boolean): Subject => ({
     sut: full ? "agent, full rule set" : "agent, passthrough",
     openLoop: true,
@@ -210,23 +219,25 @@ function subjects(upPort: number, dir: string): Subject[] {
     start: async () => {
       const file = join(dir, `${full}.json`);
       writeFileSync(file, JSON.stringify(benchConfig(upPort, full)));
-      const child = spawnPinned(0, [
-        "node",
-        "--import",
-        "tsx",
-        "operator/cli/main.ts",
-        "agent",
-        "--config",
-        file,
-        "--admin-port",
-        String(P.admin),
-        "--outbound-port",
-        String(P.outbound),
-        "--inbound-port",
-        String(P.inbound),
-        "--listen-address",
-        "127.0.0.1",
-      ]);
+      const child = spawnPinned(
+        0,
+        [
+          "node",
+          ...product.nodeArgs,
+          "agent",
+          "--config",
+          file,
+          "--admin-port",
+          String(P.admin),
+          "--outbound-port",
+          String(P.outbound),
+          "--inbound-port",
+          String(P.inbound),
+          "--listen-address",
+          "127.0.0.1",
+        ],
+        product.env,
+      );
       await waitFor(child, "config-applied");
       await new Promise((r) => setTimeout(r, 500));
       return {

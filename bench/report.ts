@@ -675,7 +675,8 @@ export function renderMarkdown(
     "contestants interleaved (A B C … C B A over rounds, medians kept, spread shown as min–max), are the point.",
     "Latency at fixed rates comes from an open-loop generator (bench/open-loop.ts) measured from each request's",
     "intended send time (no coordinated omission), warm-up discarded; the contestant runs on CPU 0, the generator",
-    "and the upstream on CPU 1.",
+    "on CPU 1, the upstream on CPU 0 at 500 and 1,000 req/s (beside the spinning generator it waited for the",
+    "scheduler) and on CPU 1 at 5,000 req/s.",
   ];
   if (extras.plots?.length) {
     lines.push("", "Plots:", "");

@@ -4,6 +4,7 @@ import { CommandError, untilSignal, type Command } from "../command.js";
 import { Agent } from "../../agent/agent.js";
 import type { ConfigSource } from "../../agent/config-source.js";
 import { FileConfigSource } from "../../agent/file-config-source.js";
+import { applyAgentGcSettings } from "../../agent/gc-settings.js";
 import { AGENT_HELP, loadSettings, SettingsError, type AgentSettings } from "../../agent/settings.js";
 import { operatorSource } from "../../distribution/agent-client.js";
 
@@ -17,6 +18,7 @@ export const command: Command = {
       if (err instanceof SettingsError) throw new CommandError(err.message, 2, { cause: err });
       throw err;
     }
+    applyAgentGcSettings();
     // --operator wins over --config: the operator's config, with the agent's state dir as last-known-good.
     let agent: Agent | undefined = undefined;
     const source: ConfigSource =

@@ -7,7 +7,7 @@
 // generators) to CPU 1; the upstream is on CPU 1, except at 500 and 1,000 req/s (on CPU 0: see main()).
 // CPU comes from /proc/<pid>/stat (utime + stime), so it is the system's own cost per request.
 //
-//   npx tsx bench/data-plane.ts [--seconds 5] [--connections 16] [--rounds 2] [--quick]
+//   npx tsx bench/data-plane.ts [--seconds 5] [--connections 16] [--rounds 3] [--quick]
 //
 // Two loads per contestant, each started once per round:
 // - closed loop, keep-alive, 100-byte responses: CPU per request and maximum throughput;
@@ -32,7 +32,7 @@ const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "16" },
-    rounds: { type: "string", default: "2" },
+    rounds: { type: "string", default: "3" },
     quick: { type: "boolean", default: false },
   },
 });

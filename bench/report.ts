@@ -484,6 +484,7 @@ function tcpRows(data: unknown): Row[] {
     sizeMB: number;
     direct: TcpPath;
     agent: TcpPath & { addedConnectMs: { p50: number; p99: number } };
+    agentPlainEnv?: TcpPath;
     nodePipe?: TcpPath;
     haproxy: (TcpPath & { addedConnectMs: { p50: number; p99: number } }) | { skipped: string };
   };
@@ -492,7 +493,7 @@ function tcpRows(data: unknown): Row[] {
   const ms = (n: number) => `${fmt(n, 2)} ms`;
   return [
     {
-      figure: `tcp throughput through the agent, one connection, ${fmt(d.sizeMB)} MB`,
+      figure: `tcp throughput through the agent as shipped, one connection, ${fmt(d.sizeMB)} MB`,
       value: `${fmt(a.throughputMBps.median)} MB/s`,
       ...(h
         ? {
@@ -513,6 +514,17 @@ function tcpRows(data: unknown): Row[] {
           }
         : {}),
     },
+    ...(d.agentPlainEnv
+      ? [
+          {
+            figure:
+              "tcp throughput, the agent without the image's MALLOC_TRIM_THRESHOLD_ (plain environment)",
+            value: `${fmt(d.agentPlainEnv.throughputMBps.median)} MB/s`,
+            peer: `as shipped ${fmt(a.throughputMBps.median)} MB/s`,
+            ratio: ratio(d.agentPlainEnv.throughputMBps.median, a.throughputMBps.median),
+          },
+        ]
+      : []),
     {
       figure: "tcp throughput, direct connection (and a bare Node.js pipe proxy, the floor)",
       value: `${fmt(d.direct.throughputMBps.median)} MB/s direct`,

@@ -10,7 +10,7 @@
  * clock stops at the sink's reply (median of ROUNDS). Connect latency: from `connect()` to the first byte
  * of an upstream that greets on accept (so the proxy's own upstream connect is inside the figure), N
  * connections one after another; "added" is the proxy's percentile minus the direct path's. A bare Node.js
- * pipe proxy (no policy) runs in the agent's process as the floor for a proxy written in Node.
+ * pipe proxy (no policy) runs in the plain-environment agent's process as the floor for a proxy written in Node.
  * CPU cost: the proxy process's user+system time (/proc/<pid>/stat) over each path's own phases, per MB
  * streamed and per connection; on a shared machine this is steadier than wall-clock figures (a proxy
  * starved of its core by other work loses throughput but not CPU per byte), and on one dedicated core
@@ -24,6 +24,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { SIDECAR_CONFIG_API_VERSION } from "../operator/api/sidecar-config.js";
+import { imageEnv } from "./product-agent.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes("--quick");
@@ -236,12 +237,13 @@ const rule = (name: string, port: number, listenPort: number) => ({
   bulkhead: { maxConcurrent: 1000, maxQueue: 100, queueTimeoutMs: 1000 },
 });
 /**
- * glibc's malloc hands the top of the heap back to the kernel once more than 128 KiB of it is free; Node
- * mallocs a fresh 64 KiB buffer for every socket read and frees it at the next GC, so a streaming proxy
- * keeps trimming and re-faulting the same pages (system time). A higher trim threshold keeps them. The
- * agent runs twice: as shipped, and with this variable, to show what the setting buys in the same run.
+ * The agent runs twice. As the image ships it: with the run stage's ENV of the Dockerfile, which sets
+ * MALLOC_TRIM_THRESHOLD_ (glibc hands the top of the heap back to the kernel once more than 128 KiB of it
+ * is free; Node mallocs a fresh 64 KiB buffer for every socket read and frees it at the next GC, so a
+ * streaming proxy keeps trimming and re-faulting the same pages, in system time). And with the bench's
+ * plain environment, to show what that setting buys in the same run.
  */
-const MALLOC_TRIM = { MALLOC_TRIM_THRESHOLD_: String(64 * 1024 * 1024) };
+const IMAGE_ENV = imageEnv(readFileSync(path.join(HERE, "..", "Dockerfile"), "utf8"));
 
 /** Starts an agent child on `rules` (plus bare pipe proxies) pinned to core 1; resolves when it serves. */
 async function startAgent(
@@ -280,22 +282,22 @@ async function startAgent(
 const agentChild = await startAgent(
   path.join(tmp, "agent.json"),
   [rule("stream", sinkPort, agentStream), rule("greet", greetPort, agentGreet)],
+  [],
+  IMAGE_ENV,
+);
+const [plainStream, plainGreet] = [await freePort(), await freePort()];
+const plainChild = await startAgent(
+  path.join(tmp, "agent-plain.json"),
+  [rule("stream", sinkPort, plainStream), rule("greet", greetPort, plainGreet)],
   [
     [pipeStream, sinkPort],
     [pipeGreet, greetPort],
   ],
 );
-const [trimStream, trimGreet] = [await freePort(), await freePort()];
-const trimChild = await startAgent(
-  path.join(tmp, "agent-trim.json"),
-  [rule("stream", sinkPort, trimStream), rule("greet", greetPort, trimGreet)],
-  [],
-  MALLOC_TRIM,
-);
 
 // HAProxy in TCP mode, one thread, on the agent's core.
 const paths: {
-  name: "direct" | "agent" | "agent-malloc-trim" | "node-pipe" | "haproxy";
+  name: "direct" | "agent" | "agent-plain-env" | "node-pipe" | "haproxy";
   stream: number;
   greet: number;
   /** The process doing the proxying, for its CPU time. */
@@ -303,8 +305,8 @@ const paths: {
 }[] = [
   { name: "direct", stream: sinkPort, greet: greetPort },
   { name: "agent", stream: agentStream, greet: agentGreet, pid: agentChild.pid },
-  { name: "agent-malloc-trim", stream: trimStream, greet: trimGreet, pid: trimChild.pid },
-  { name: "node-pipe", stream: pipeStream, greet: pipeGreet, pid: agentChild.pid },
+  { name: "agent-plain-env", stream: plainStream, greet: plainGreet, pid: plainChild.pid },
+  { name: "node-pipe", stream: pipeStream, greet: pipeGreet, pid: plainChild.pid },
 ];
 let haproxyVersion: string | undefined;
 let haproxySkipped: string | undefined;
@@ -433,13 +435,11 @@ const out = {
   connects: CONNECTS,
   direct,
   agent: { ...agent, addedConnectMs: added(agent) },
-  /** The same agent with MALLOC_TRIM_THRESHOLD_ set (see MALLOC_TRIM): not the shipped default. */
-  agentMallocTrim: {
-    ...summary("agent-malloc-trim"),
-    addedConnectMs: added(summary("agent-malloc-trim")),
-    env: MALLOC_TRIM,
-  },
-  /** A bare Node.js pipe proxy in the agent's process: the floor for a proxy written in Node. */
+  /** The agent as the image ships it: the Dockerfile's run-stage ENV. */
+  agentEnv: IMAGE_ENV,
+  /** The same agent in the bench's plain environment (no MALLOC_TRIM_THRESHOLD_): what the image's ENV buys. */
+  agentPlainEnv: { ...summary("agent-plain-env"), addedConnectMs: added(summary("agent-plain-env")) },
+  /** A bare Node.js pipe proxy, in the plain-environment agent's process: the floor for a proxy in Node. */
   nodePipe: { ...summary("node-pipe"), addedConnectMs: added(summary("node-pipe")) },
   haproxy: haproxy
     ? { ...haproxy, version: haproxyVersion, addedConnectMs: added(haproxy) }

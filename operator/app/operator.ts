@@ -133,6 +133,12 @@ export interface OperatorOptions {
   shutdownTimeoutMs?: number;
   /** See PolicyReconciler. Defaults to 30 000 ms. */
   withdrawalTimeoutMs?: number;
+  /**
+   * What agents say (ACKs, NACKs, connects, breaker changes) requeues their policies this long after it,
+   * gathering everything said meanwhile: under an ACK storm one status write per policy per interval,
+   * not one per ACK (API writes, not CPU, limit an operator). Defaults to 500 ms.
+   */
+  statusBatchMs?: number;
   /** Overrides for both watch sources (tests shorten relist and watchdog periods). */
   watch?: Omit<WatchSourceOptions, "transport" | "name" | "clock">;
   /** Per-request timeout of API calls. Defaults to 30 000 ms. */
@@ -279,8 +285,9 @@ export async function startOperator(opts: OperatorOptions = {}): Promise<Running
       }
     });
   }
+  const statusBatchMs = opts.statusBatchMs ?? 500;
   const requeuePod = (pod: string) => {
-    for (const key of state.policiesForPod(pod)) controller?.enqueue(key);
+    for (const key of state.policiesForPod(pod)) controller?.enqueueAfter(key, statusBatchMs);
   };
   const unsubscribe = distributor.onChange(requeuePod);
   // Reports move breaker counts (status.breakers), so a report whose breaker states differ from the pod's

@@ -115,6 +115,14 @@ export class Controller {
     return this.queue.add(key);
   }
 
+  /**
+   * Asks for `key` to be reconciled in `delayMs`; requests meanwhile join it (a key already waiting keeps
+   * its earlier time). False if dropped or stopping.
+   */
+  enqueueAfter(key: string, delayMs: number): boolean {
+    return this.queue.addAfter(key, delayMs);
+  }
+
   /** Starts the workers. Idempotent. */
   start(): void {
     if (this.started) return;

@@ -249,6 +249,29 @@ describe("bulwark operator on the dev cluster", () => {
     expect(metricValue(metrics, "bulwark_config_propagation_seconds_count")).toBeGreaterThanOrEqual(2);
   });
 
+  it("an ACK storm: 40 agents acknowledging one after another cost a few status writes, not one per ACK", async () => {
+    const ns = await namespace();
+    const pods = Array.from({ length: 40 }, (_, i) => `web-${i}`);
+    for (const p of pods) await createPod(ns, p, { app: "web" });
+    await createPolicy(ns, "web", SPEC("web"));
+    await statusWhere(ns, "web", "40 selected", (s) => s.pods?.selected === 40);
+    const statusPath = `/apis/resilience.bulwark.dev/v1alpha1/namespaces/${ns}/resiliencepolicies/web/status`;
+    const writes = () =>
+      cluster.requests.writeLog().filter((w) => w.path === statusPath && w.code < 300).length;
+    const before = writes();
+    const t0 = Date.now();
+    for (const p of pods) {
+      dist.connect(`${ns}/${p}`);
+      dist.ack(`${ns}/${p}`);
+      await sleep(20);
+    }
+    const s = await statusWhere(ns, "web", "Ready", (st) => cond(st, "Ready")?.status === "True");
+    expect(s.pods).toMatchObject({ selected: 40, acked: 40 });
+    const seconds = (Date.now() - t0) / 1000;
+    // One write per policy per 500 ms batch (plus the first and the last): about 4 over the storm's second.
+    expect(writes() - before).toBeLessThanOrEqual(Math.ceil(seconds / 0.5) + 2);
+  });
+
   it("overlap → Conflicted on the loser naming the winner; Accepted=False/Conflict when it lost all", async () => {
     const ns = await namespace();
     await createPod(ns, "web-1", { app: "web" });

@@ -2,7 +2,8 @@
 // its persisted last-known-good config at once, before any operator answers); its connection to the operator
 // cut in the middle of a push (a half-received message is never applied; the agent reconnects and gets the
 // edit); and a stalled agent that connects, says hello and never reads again while the operator pushes it
-// megabytes (the operator drops it, its memory stays bounded, the healthy agent keeps converging).
+// megabytes (the operator drops it, its memory stays bounded, the healthy agent keeps converging); and an agent
+// killed while its policy changes (its pod counts as pending until it is back and ACKs).
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
@@ -155,6 +156,24 @@ describe("agents under faults", () => {
       expect((await getJson<ServedConfig>(agent.admin, "/config"))?.version).toBe(before?.version);
     },
   );
+
+  it("SIGKILLed, the policy edited while it is gone → its pod is pending (status 0/1) until it is back and ACKs", async () => {
+    await agent.cli.kill("SIGKILL");
+    await editPolicy();
+    const gone = await until(
+      "the edit counted as pending",
+      async () => {
+        const { generation, status } = await kube.status("web");
+        return status?.observedGeneration === generation && status.pods?.pending === 1 ? status : undefined;
+      },
+      30_000,
+    );
+    expect(gone.pods).toMatchObject({ selected: 1, acked: 0, pending: 1, summary: "0/1" });
+    expect(gone.conditions?.find((c) => c.type === "Propagated")?.status).toBe("False");
+    agent = await startAgent();
+    await converged("the agent back");
+    expect((await kube.status("web")).status?.pods).toMatchObject({ acked: 1, pending: 0, summary: "1/1" });
+  }, 120_000);
 
   it("the connection cut in the middle of a push → the half message is never applied; the agent reconnects and gets the edit", async () => {
     const rounds = LONG ? 30 : 1;

@@ -1,11 +1,12 @@
 // A real database behind a tcp rule: two PostgreSQL instances (Debian's postgresql 15, a primary and a
-// "replica" copied from the same data directory) and the real `psql` client. Skipped where the server
-// binaries or psql are missing. Lean on purpose: one test, small instances without fsync.
+// "replica" copied from the same data directory) and a real client, `pg` from npm. Skipped where the server
+// binaries are missing. Lean on purpose: small instances without fsync.
 import { execFile, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeConfig, until, type TestAgent } from "./harness.js";
 import { freePort, startTcpAgent, tcpRule } from "./tcp-harness.js";
@@ -13,10 +14,7 @@ import { freePort, startTcpAgent, tcpRule } from "./tcp-harness.js";
 const run = promisify(execFile);
 const BIN = "/usr/lib/postgresql/15/bin";
 const asRoot = process.getuid?.() === 0;
-const available =
-  existsSync(`${BIN}/initdb`) &&
-  spawnSync("psql", ["--version"]).status === 0 &&
-  (!asRoot || spawnSync("id", ["postgres"]).status === 0);
+const available = existsSync(`${BIN}/initdb`) && (!asRoot || spawnSync("id", ["postgres"]).status === 0);
 
 /** Runs a PostgreSQL server tool (as the postgres user when we are root: the server refuses root). */
 const pgTool = (tool: string, args: string[]) =>
@@ -43,17 +41,33 @@ function instance(dir: string, port: number): Pg {
   };
 }
 
-/** One query through `port` with psql; the output, or the error text. */
-async function psql(port: number, sql: string): Promise<{ ok: boolean; out: string }> {
+/** The application name the test's sessions carry, to count them in pg_stat_activity. */
+const APP = "bulwark-test";
+
+/**
+ * One session through `port` with the `pg` client: connect, run `sql` (several statements allowed), close.
+ * The first column of the last statement's first row, or the error text.
+ */
+async function query(port: number, sql: string): Promise<{ ok: boolean; out: string }> {
+  const client = new pg.Client({
+    host: "127.0.0.1",
+    port,
+    user: "postgres",
+    database: "postgres",
+    application_name: APP,
+    connectionTimeoutMillis: 5000,
+  });
+  client.on("error", () => undefined); // a server gone mid-session surfaces through the query's rejection
   try {
-    const r = await run(
-      "psql",
-      ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-At", "-c", sql],
-      { env: { ...process.env, PGCONNECT_TIMEOUT: "5" }, timeout: 15_000 },
-    );
-    return { ok: true, out: r.stdout.trim() };
+    await client.connect();
+    const results = (await client.query(sql)) as unknown as pg.QueryResult | pg.QueryResult[];
+    const last = Array.isArray(results) ? results.at(-1)! : results;
+    const row = last.rows[0] as Record<string, unknown> | undefined;
+    return { ok: true, out: row ? String(Object.values(row)[0]) : "" };
   } catch (err) {
-    return { ok: false, out: String((err as { stderr?: string }).stderr ?? err) };
+    return { ok: false, out: String(err) };
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
 
@@ -102,7 +116,7 @@ describe.skipIf(!available)("tcp rules: PostgreSQL behind the agent", () => {
       makeConfig([
         tcpRule("orders-db", primary.port, listen, {
           connectTimeoutMs: 1000,
-          bulkhead: { maxConcurrent: 4, maxQueue: 50, queueTimeoutMs: 10_000 },
+          bulkhead: { maxConcurrent: 4, maxQueue: 100, queueTimeoutMs: 20_000 },
           circuitBreaker: {
             consecutiveFailures: 2,
             openDuration: { baseMs: 5000, maxMs: 60000 },
@@ -112,14 +126,15 @@ describe.skipIf(!available)("tcp rules: PostgreSQL behind the agent", () => {
         }),
       ]),
     );
-    const port = (sql: string) => psql(listen, sql);
+    const port = (sql: string) => query(listen, sql);
     expect(await port("select current_setting('port')")).toEqual({ ok: true, out: String(primary.port) });
 
-    // 12 clients at once, each holding its session for a moment: never more than 4 backends for them.
+    // 100 clients at once, each holding its session for a moment: never more than 4 backends for them
+    // (the rest wait in the agent's queue, and all get through).
     const seen = await Promise.all(
-      Array.from({ length: 12 }, () =>
+      Array.from({ length: 100 }, () =>
         port(
-          "select pg_sleep(0.2); select count(*) from pg_stat_activity where backend_type = 'client backend' and application_name = 'psql'",
+          `select pg_sleep(0.1); select count(*) from pg_stat_activity where backend_type = 'client backend' and application_name = '${APP}'`,
         ),
       ),
     );
@@ -162,7 +177,7 @@ describe.skipIf(!available)("tcp rules: PostgreSQL behind the agent", () => {
         }),
       ]),
     );
-    const port = (sql: string) => psql(listen, sql);
+    const port = (sql: string) => query(listen, sql);
     const probe = () =>
       (
         agent!.agent.status().tcpUpstreams as {
